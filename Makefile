@@ -1,0 +1,35 @@
+# Two commands do all the setup: `make demo` and `make test`.
+# torch==2.13.0 is installed first: on the project's machines it is a local CPU wheel, and
+# pinning it keeps pip from pulling a multi-GB CUDA build to satisfy `torch>=2.4`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+TOKENIZER ?= tokenizers_trained/mmtok-image-f8
+SAMPLES ?= tests/media/images
+DEMO_OUT ?= demo_out
+
+.PHONY: demo test install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# The main job: shipped image tokenizer on the sample photos -> token files -> images -> PSNR.
+demo: install
+	rm -rf $(DEMO_OUT)
+	$(BIN)/mmtok info $(TOKENIZER)
+	$(BIN)/mmtok encode $(SAMPLES) -t $(TOKENIZER) -o $(DEMO_OUT)/tokens
+	$(BIN)/mmtok decode $(DEMO_OUT)/tokens -o $(DEMO_OUT)/recon
+	$(BIN)/mmtok compare $(SAMPLES) $(DEMO_OUT)/recon
+	@echo "token files in $(DEMO_OUT)/tokens, reconstructions in $(DEMO_OUT)/recon"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

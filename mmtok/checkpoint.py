@@ -1,0 +1,138 @@
+"""Saving and loading tokenizers: `config.json` + `model.safetensors` + `README.md`.
+
+Loading never unpickles (safetensors only), is strict (no missing or unexpected weights)
+and checks the format version, so a checkpoint either loads exactly or fails with one
+clear line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from mmtok.errors import MmtokError
+from mmtok.files import give_usual_mode
+from mmtok.tokenizer import KINDS, Tokenizer, config_from_dict, config_to_dict
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+
+
+def default_model_card(tok: Tokenizer) -> str:
+    info = tok.describe()
+    return (
+        f"# mmtok {info['kind']} tokenizer\n\n"
+        f"- modality: {info['modality']}\n- codebook sizes: {info['codebook_sizes']}\n"
+        f"- parameters: {info['parameters']:,}\n- fingerprint: `{info['fingerprint']}`\n\n"
+        "No training data, metrics or licence were recorded for this checkpoint.\n"
+    )
+
+
+def save_tokenizer(tok: Tokenizer, directory: Path, model_card: str | None = None) -> Path:
+    """Write the tokenizer to `directory` atomically (a temp dir renamed into place)."""
+    tok.invalidate_fingerprint()  # weights may have changed since the fingerprint was cached
+    directory = directory.resolve()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in tok.state_dict().items()}
+        safetensors.torch.save_file(state, tmp / WEIGHTS_NAME, metadata={"kind": tok.kind})
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "kind": tok.kind,
+            "modality": tok.modality,
+            "fingerprint": tok.fingerprint,
+            "config": config_to_dict(tok.config),
+        }
+        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        card = model_card if model_card is not None else _existing_card(directory, tok)
+        (tmp / CARD_NAME).write_text(card)
+        give_usual_mode(tmp)
+        if directory.exists():
+            # Keep files we do not own (e.g. a recipe) by moving ours over one by one.
+            for name in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME):
+                os.replace(tmp / name, directory / name)
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _existing_card(directory: Path, tok: Tokenizer) -> str:
+    card = directory / CARD_NAME
+    return card.read_text() if card.is_file() else default_model_card(tok)
+
+
+def read_config(directory: Path) -> dict:
+    """Read and validate `config.json` of a saved tokenizer."""
+    path = directory / CONFIG_NAME
+    if not directory.is_dir():
+        raise MmtokError(f"{directory}: no such tokenizer directory; pass a folder made by save_pretrained")
+    if not path.is_file():
+        raise MmtokError(f"{directory}: missing {CONFIG_NAME}; pass a folder made by save_pretrained")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise MmtokError(f"{path}: not valid JSON ({err}); re-save the tokenizer") from None
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise MmtokError(
+            f"{path}: format_version {version!r} is not supported (this mmtok reads "
+            f"{FORMAT_VERSION}); install the mmtok version that wrote it"
+        )
+    if meta.get("kind") not in KINDS:
+        raise MmtokError(f"{path}: unknown tokenizer kind {meta.get('kind')!r}; known: {sorted(KINDS)}")
+    return meta
+
+
+def load_tokenizer(directory: Path) -> Tokenizer:
+    """Rebuild a tokenizer from `directory`, strictly, without unpickling anything."""
+    import mmtok.kinds  # noqa: F401  (registers every built-in kind)
+
+    meta = read_config(directory)
+    cls = KINDS[meta["kind"]]
+    config = config_from_dict(cls.config_class, meta.get("config", {}), str(directory / CONFIG_NAME))
+    tok = cls(config)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise MmtokError(f"{directory}: missing {WEIGHTS_NAME}; the checkpoint is incomplete")
+    try:
+        state = safetensors.torch.load_file(weights)
+    except Exception as err:  # safetensors raises several types for corrupt files
+        raise MmtokError(f"{weights}: unreadable safetensors file ({err}); re-download or re-save it") from None
+    missing, unexpected = _key_mismatch(tok, state)
+    if missing or unexpected:
+        raise MmtokError(
+            f"{weights}: weights do not match the config (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); the checkpoint was edited or is from another version"
+        )
+    try:
+        tok.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1].strip()
+        raise MmtokError(f"{weights}: weights do not match the config ({first})") from None
+    tok.eval()
+    tok.name_or_path = str(directory.resolve())
+    recorded = meta.get("fingerprint")
+    if recorded and recorded != tok.fingerprint:
+        raise MmtokError(
+            f"{directory}: weights fingerprint {tok.fingerprint} differs from the recorded "
+            f"{recorded}; the files were modified or mixed from two checkpoints"
+        )
+    return tok
+
+
+def _key_mismatch(tok: Tokenizer, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    expected = set(tok.state_dict())
+    return sorted(expected - set(state)), sorted(set(state) - expected)

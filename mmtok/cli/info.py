@@ -1,0 +1,40 @@
+"""`mmtok info PATH`: describe a tokenizer folder or a `.mmtok` token file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+import mmtok
+from mmtok.errors import MmtokError
+from mmtok.tokens_file import SUFFIX, TokenFile
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(path: Path, as_json: bool) -> None:
+    """Describe a tokenizer folder or a .mmtok token file."""
+    if path.is_file() and path.suffix == SUFFIX:
+        tf = TokenFile.load(path)
+        facts = {
+            "token file": str(path), "modality": tf.modality, "tokenizer": tf.tokenizer,
+            "fingerprint": tf.fingerprint, "grid": list(tf.codes.shape), "tokens": tf.codes.numel(),
+            "original": tf.original, "source": tf.source, "tokenizer_path": tf.tokenizer_path,
+        }
+    elif path.is_dir():
+        tok = mmtok.load(path)
+        facts = {"tokenizer": str(path), **tok.describe()}
+        if hasattr(tok, "downsample"):
+            facts["downsample"] = tok.downsample
+    else:
+        raise MmtokError(f"{path}: not a tokenizer folder or {SUFFIX} file; check the path")
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    for key, value in facts.items():
+        if key == "config":
+            value = json.dumps(value)
+        click.echo(f"{key:>15}: {value}")

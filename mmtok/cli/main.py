@@ -1,0 +1,48 @@
+"""Entry point of the `mmtok` command.
+
+Every user error surfaces as `MmtokError`; `cli()` prints its one line to stderr and exits
+with status 1 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mmtok.cli.codes import decode, encode
+from mmtok.cli.compare import compare
+from mmtok.cli.info import info
+from mmtok.cli.train import train
+from mmtok.errors import MmtokError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mmtok")
+def main() -> None:
+    """Discrete tokenizers for multimodal LLMs: train, encode, decode, inspect."""
+
+
+main.add_command(train)
+main.add_command(encode)
+main.add_command(decode)
+main.add_command(info)
+main.add_command(compare)
+
+
+def cli() -> None:
+    try:
+        main(standalone_mode=False)
+    except MmtokError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    cli()

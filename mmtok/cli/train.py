@@ -1,0 +1,38 @@
+"""`mmtok train <modality>`: train a tokenizer from a recipe on a folder of media."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from mmtok.train.recipe import load_recipe
+
+
+@click.group()
+def train() -> None:
+    """Train a tokenizer (runs unchanged under `accelerate launch` for several processes)."""
+
+
+@train.command("image")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder for the tokenizer.")
+@click.option("--config", "config", type=click.Path(path_type=Path), help="Recipe YAML (kind, model, train).")
+@click.option("--steps", type=int, help="Override the recipe's number of steps.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last exactly.")
+@click.option("--stop-after", type=int, help="Stop this run after N more steps (checkpointed; continue with --resume).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def train_image(
+    data: Path, out: Path, config: Path | None, steps: int | None, resume: bool, stop_after: int | None, no_progress: bool,
+) -> None:
+    """Train an image tokenizer (VQ or dVAE) on the images under DATA."""
+    from mmtok.train.loop import train_tokenizer
+
+    recipe = load_recipe(config, "image")
+    if steps is not None:
+        recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, steps=steps))
+    if train_tokenizer(recipe, data, out, resume=resume, progress=not no_progress, stop_after=stop_after):
+        click.echo(f"saved {recipe.kind} tokenizer to {out}")
+    else:
+        click.echo(f"stopped with a checkpoint in {out / 'checkpoints' / 'last'}; continue with --resume")

@@ -1,0 +1,13 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad file, the wrong tokenizer, an out-of-range id) raises
+`MmtokError` with one line that names the file and says what to do. The CLI prints that
+line and exits non-zero; Python callers can catch it.
+"""
+
+
+class MmtokError(Exception):
+    """An error caused by the user's input, carrying a one-line, actionable message."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split()))

@@ -1,0 +1,55 @@
+"""Image quality and codebook metrics.
+
+Images are float tensors `[B,3,H,W]` in [-1,1] (the tokenizers' range); PSNR and SSIM are
+computed on the [0,1] scale, as image-compression papers report them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB, `[B]`; inputs `[B,C,H,W]` in [-1,1]."""
+    mse = ((x.clamp(-1, 1) - y.clamp(-1, 1)) / 2).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).float()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM `[B]` (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5,
+    K1=0.01, K2=0.03, mean over channels and valid positions); inputs in [-1,1]."""
+    x = (x.clamp(-1, 1).double() + 1) / 2
+    y = (y.clamp(-1, 1).double() + 1) / 2
+    c = x.shape[1]
+    win = _gaussian_window().double().expand(c, 1, 11, 11)
+    blur = lambda t: F.conv2d(t, win, groups=c)
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return s.flatten(1).mean(1).float()
+
+
+def codebook_usage(counts: torch.Tensor) -> dict[str, float]:
+    """From a code histogram `[K]`: fraction of codes used, and perplexity (effective codes)."""
+    total = counts.sum().clamp_min(1)
+    p = counts.double() / total
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return {"usage": float((counts > 0).double().mean()), "perplexity": float(entropy.exp())}
+
+
+def bits_per_pixel(codebook_size: int, downsample: int) -> float:
+    """Fixed-rate bits per pixel of a `downsample`x`downsample`-per-code tokenizer."""
+    return math.log2(codebook_size) / downsample**2

@@ -1,0 +1,62 @@
+"""Small file-system helpers shared by every command: atomic writes and input expansion."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from mmtok.errors import MmtokError
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` then rename `tmp` onto `path`, so readers never see half a file.
+
+    The temp file keeps `path`'s suffix because some writers (PIL, soundfile) pick the
+    format from it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        give_usual_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def expand_inputs(inputs: Iterable[str | Path], suffixes: set[str], what: str) -> list[Path]:
+    """Files named directly, plus files with one of `suffixes` found (recursively) in folders.
+
+    Raises MmtokError for a missing path or a folder with no matching files.
+    """
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            if not files:
+                raise MmtokError(f"{item}: folder has no {what} files ({', '.join(sorted(suffixes))}); point at a folder with {what}s")
+            found += files
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise MmtokError(f"{item}: no such file or folder; check the path")
+    if not found:
+        raise MmtokError(f"no {what} files given; pass files or folders")
+    return found
+
+
+def give_usual_mode(path: Path) -> None:
+    """chmod `path` (and a folder's contents) to what the umask gives new files.
+
+    mkstemp / mkdtemp / safetensors create 0600 files and 0700 folders; a saved tokenizer
+    or token file should be as readable as anything else the user writes.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)

@@ -1,0 +1,104 @@
+"""What every image tokenizer shares: padding to the model's multiple, cropping back, and
+the encode / decode wrappers that make any input size work.
+
+Layout: images are `[B,3,H,W]` float in [-1,1]; codes are `[B,h,w]` int64 with
+`h = ceil(H / downsample)`, `w = ceil(W / downsample)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from mmtok.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class ConvImageConfig:
+    """Fields shared by the conv image kinds (see `mmtok.nn.conv2d.Encoder2d`)."""
+
+    patch_size: int = 4                   # pixel-unshuffle stem
+    channels: int = 64                    # width of the first level
+    channel_mult: tuple[int, ...] = (1, 2)  # one entry per level; a stride-2 step between levels
+    num_res_blocks: int = 2               # per level
+
+    def __post_init__(self) -> None:
+        if self.patch_size < 1 or not self.channel_mult:
+            raise ValueError("patch_size must be >= 1 and channel_mult non-empty")
+
+    @property
+    def downsample(self) -> int:
+        """Pixels per code along each side: patch_size * 2**(levels - 1)."""
+        return self.patch_size * 2 ** (len(self.channel_mult) - 1)
+
+
+class ImageTokenizer(Tokenizer):
+    """Base of the image kinds. Subclasses own `encoder`, `quantizer` (with `embed(ids)`)
+    and `decoder`, and a config with a `downsample` property."""
+
+    modality = "image"
+
+    @property
+    def downsample(self) -> int:
+        """Pixels per code along each side."""
+        return self.config.downsample
+
+    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
+        """Code grid `(h, w)` that `encode` returns for an `height x width` image."""
+        f = self.downsample
+        return math.ceil(height / f), math.ceil(width / f)
+
+    def _encode_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes of `x` whose size is a multiple of `downsample` (subclasses implement)."""
+        raise NotImplementedError
+
+    def _decode_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.quantizer.embed(ids))
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad `[B,3,H,W]` on the bottom/right up to multiples of `downsample`.
+
+        Reflection keeps edge statistics natural (zero padding would add a dark border the
+        codes must spend bits on); replication covers inputs too small to reflect.
+        """
+        f = self.downsample
+        ph, pw = (-x.shape[-2]) % f, (-x.shape[-1]) % f
+        if not ph and not pw:
+            return x
+        mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
+        return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """`[B,3,H,W]` float in [-1,1] -> codes `[B,ceil(H/f),ceil(W/f)]` int64."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images [B,3,H,W], got shape {tuple(x.shape)}")
+        was_training = self.training
+        self.eval()
+        try:
+            return self._encode_padded(self.pad(x.to(self._device)))
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """codes `[B,h,w]` -> images `[B,3,h*f,w*f]` in [-1,1], cropped to `size=(H,W)` if given."""
+        if codes.ndim != 3:
+            raise ValueError(f"expected codes [B,h,w], got shape {tuple(codes.shape)}")
+        self.check_codes(codes)
+        was_training = self.training
+        self.eval()
+        try:
+            x = self._decode_ids(codes.to(self._device).long()).clamp(-1, 1)
+        finally:
+            self.train(was_training)
+        if size is not None:
+            x = x[..., : size[0], : size[1]]
+        return x
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device

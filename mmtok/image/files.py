@@ -1,0 +1,167 @@
+"""Image files <-> token files, in batches, with tiling for very large images.
+
+Used by `mmtok encode` / `mmtok decode` and usable from Python:
+
+    written = encode_image_files(tok, ["photos/"], Path("tokens/"))
+    decode_token_files(tok, ["tokens/"], Path("recon/"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+
+from mmtok.errors import MmtokError
+from mmtok.image.base import ImageTokenizer
+from mmtok.image.tiling import decode_tiled, encode_tiled
+from mmtok.media.image import MAX_PIXELS, check_pixels, from_model, open_image, read_image, to_model, write_image
+from mmtok.tokens_file import SUFFIX, TokenFile
+
+EXIF_ORIENTATION = 0x0112
+# Above this many pixels an image goes through the tiled path (bounded memory).
+TILE_ABOVE_PIXELS = 1024 * 1024
+
+
+def check_image_header(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """Cheap pre-flight: read the header only; returns (width, height) or raises MmtokError."""
+    try:
+        with open_image(path) as img:
+            size = img.size
+            if img.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):  # rotated 90 degrees when shown
+                size = size[::-1]
+    except Exception:
+        read_image(path, max_pixels)  # produces the precise one-line error
+        raise
+    check_pixels(path, size, max_pixels)
+    return size
+
+
+def encode_image(tok: ImageTokenizer, image: torch.Tensor, source: str = "") -> TokenFile:
+    """One `[3,H,W]` uint8 image -> TokenFile (tiled when large)."""
+    height, width = image.shape[-2:]
+    if height * width > TILE_ABOVE_PIXELS:
+        codes = encode_tiled(tok, image)
+    else:
+        codes = tok.encode(to_model(image)[None])[0].cpu()
+    return TokenFile.from_codes(tok, codes, {"height": height, "width": width}, source)
+
+
+def decode_image(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes") -> torch.Tensor:
+    """TokenFile -> `[3,H,W]` uint8 at the original size (tiled when large)."""
+    tokens.check_tokenizer(tok, source)
+    if tokens.codes.ndim != 2:
+        raise MmtokError(f"{source}: image codes must be a 2-D grid, got shape {tuple(tokens.codes.shape)}")
+    height = int(tokens.original.get("height", tokens.codes.shape[0] * tok.downsample))
+    width = int(tokens.original.get("width", tokens.codes.shape[1] * tok.downsample))
+    if tok.grid_shape(height, width) != tuple(tokens.codes.shape):
+        raise MmtokError(f"{source}: grid {tuple(tokens.codes.shape)} does not fit the recorded size {width}x{height}")
+    if height * width > TILE_ABOVE_PIXELS:
+        return decode_tiled(tok, tokens.codes, (height, width))
+    return from_model(tok.decode(tokens.codes[None], (height, width))[0].cpu())
+
+
+def output_paths(inputs: list[Path], roots: dict[Path, Path], out: Path, suffix: str, single_file_ok: bool) -> list[Path]:
+    """Where each input's result goes: `out` itself for one input with a matching suffix,
+    otherwise `out/<path relative to the folder it was found in>` with `suffix`."""
+    if len(inputs) == 1 and single_file_ok and out.suffix and not out.is_dir():
+        return [out]
+    paths = []
+    for item in inputs:
+        root = roots.get(item)
+        rel = item.relative_to(root) if root else Path(item.name)
+        paths.append(out / rel.with_suffix(suffix))
+    if len(set(paths)) != len(paths):
+        raise MmtokError(f"{out}: two inputs would write the same output name; encode them into separate folders")
+    return paths
+
+
+def collect(inputs: Iterable[str | Path], suffixes: set[str], what: str) -> tuple[list[Path], dict[Path, Path]]:
+    """Expand files and folders; remember which folder each file came from (for output names)."""
+    from mmtok.files import expand_inputs
+
+    files: list[Path] = []
+    roots: dict[Path, Path] = {}
+    for item in map(Path, inputs):
+        found = expand_inputs([item], suffixes, what)
+        if item.is_dir():
+            roots.update({f: item for f in found})
+        files += found
+    return files, roots
+
+
+class Transaction:
+    """Tracks outputs written by one command; on failure, removes them (no partial output)."""
+
+    def __init__(self) -> None:
+        self.written: list[Path] = []
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def add(self, path: Path) -> None:
+        self.written.append(path)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            for path in self.written:
+                path.unlink(missing_ok=True)
+
+
+def encode_image_files(
+    tok: ImageTokenizer, inputs: Iterable[str | Path], out: Path, batch_size: int = 16,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Encode image files/folders to `.mmtok` files under `out` (or to `out` for one file).
+
+    Every header is checked before any output is written; same-size images are batched.
+    If a file turns out corrupt mid-way, everything this call wrote is removed.
+    """
+    from mmtok.media.image import IMAGE_SUFFIXES
+
+    files, roots = collect(inputs, IMAGE_SUFFIXES, "image")
+    targets = output_paths(files, roots, out, SUFFIX, single_file_ok=out.suffix == SUFFIX)
+    sizes = [check_image_header(f) for f in files]
+    order = sorted(range(len(files)), key=lambda i: sizes[i])
+    with Transaction() as tx:
+        i = 0
+        while i < len(order):
+            group = [order[i]]
+            w, h = sizes[order[i]]
+            while (len(group) < batch_size and i + len(group) < len(order)
+                   and sizes[order[i + len(group)]] == (w, h) and w * h <= TILE_ABOVE_PIXELS):
+                group.append(order[i + len(group)])
+            images = [read_image(files[j]) for j in group]
+            if len({im.shape for im in images}) == 1 and len(group) > 1:
+                h, w = images[0].shape[-2:]
+                codes = tok.encode(to_model(torch.stack(images))).cpu()
+                token_files = [TokenFile.from_codes(tok, c, {"height": h, "width": w}, files[j].name) for c, j in zip(codes, group)]
+            else:  # one image, or headers that disagreed with the decoded pixels
+                token_files = [encode_image(tok, im, files[j].name) for im, j in zip(images, group)]
+            for tf, j in zip(token_files, group):
+                tx.add(tf.save(targets[j]))
+            if on_progress:
+                on_progress(len(group))
+            i += len(group)
+    return targets
+
+
+def decode_token_files(
+    tok: ImageTokenizer, inputs: Iterable[str | Path], out: Path, image_suffix: str = ".png",
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Decode `.mmtok` files/folders to images under `out` (or to `out` for one file)."""
+    files, roots = collect(inputs, {SUFFIX}, "token")
+    single = out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+    targets = output_paths(files, roots, out, image_suffix, single_file_ok=single)
+    loaded = [TokenFile.load(f) for f in files]
+    for tf, f in zip(loaded, files):
+        tf.check_tokenizer(tok, f)
+    with Transaction() as tx:
+        for tf, f, target in zip(loaded, files, targets):
+            write_image(decode_image(tok, tf, str(f)), target)
+            tx.add(target)
+            if on_progress:
+                on_progress(1)
+    return targets

@@ -1,0 +1,3 @@
+"""Importing this module registers every built-in tokenizer kind."""
+
+import mmtok.image  # noqa: F401

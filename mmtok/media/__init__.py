@@ -1,0 +1,1 @@
+"""Reading and writing media files as tensors (layouts and ranges in each module)."""

@@ -1,0 +1,93 @@
+"""Training batches of random image crops, reproducible by step.
+
+Batch `s` on process `r` is a pure function of `(seed, s, r)`: which images, where the
+crops fall and whether they are flipped. Resuming at step `s` therefore replays exactly the
+batches an uninterrupted run would have seen, with no sampler state to save.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from mmtok.errors import MmtokError
+from mmtok.files import expand_inputs
+from mmtok.media.image import IMAGE_SUFFIXES, read_image, to_model
+
+
+def training_files(data: Path, exclude: tuple[str, ...]) -> list[Path]:
+    """Image files under `data`, minus those whose name matches an `exclude` glob."""
+    files = expand_inputs([data], IMAGE_SUFFIXES, "image")
+    kept = [f for f in files if not any(fnmatch.fnmatch(f.name, pat) for pat in exclude)]
+    if not kept:
+        raise MmtokError(f"{data}: every image matches the recipe's exclude patterns; nothing left to train on")
+    return kept
+
+
+class RandomCrops(Dataset):
+    """Item `(file_index, seed)` -> `[3,crop,crop]` float in [-1,1].
+
+    Decoded images are cached per worker: corpora of small images fit in memory and
+    JPEG decoding would otherwise dominate a CPU step.
+    """
+
+    def __init__(self, files: list[Path], crop: int):
+        self.files, self.crop = files, crop
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, index: int) -> torch.Tensor:
+        if index not in self.cache:
+            img = read_image(self.files[index])
+            short = min(img.shape[-2:])
+            if short < self.crop:  # upscale tiny images so a crop fits
+                scale = self.crop / short
+                size = [max(self.crop, round(s * scale)) for s in img.shape[-2:]]
+                img = F.interpolate(img[None].float(), size=size, mode="bicubic").clamp(0, 255).round().to(torch.uint8)[0]
+            self.cache[index] = img
+        return self.cache[index]
+
+    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+        index, seed = item
+        img = self.image(index)
+        g = torch.Generator().manual_seed(seed)
+        h, w = img.shape[-2:]
+        top = int(torch.randint(0, h - self.crop + 1, (1,), generator=g))
+        left = int(torch.randint(0, w - self.crop + 1, (1,), generator=g))
+        patch = img[:, top : top + self.crop, left : left + self.crop]
+        if torch.rand((), generator=g) < 0.5:
+            patch = patch.flip(-1)
+        return to_model(patch)
+
+
+class StepBatches(Sampler):
+    """Yields, for steps `start..steps-1`, a batch of `(file_index, crop_seed)` pairs."""
+
+    def __init__(self, n_files: int, batch: int, seed: int, rank: int, start: int, steps: int):
+        self.n, self.batch, self.seed, self.rank, self.start, self.steps = n_files, batch, seed, rank, start, steps
+
+    def __len__(self) -> int:
+        return max(self.steps - self.start, 0)
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            g = torch.Generator().manual_seed(hash((self.seed, step, self.rank)) & 0x7FFF_FFFF_FFFF_FFFF)
+            idx = torch.randint(0, self.n, (self.batch,), generator=g).tolist()
+            seeds = torch.randint(0, 2**62, (self.batch,), generator=g).tolist()
+            yield list(zip(idx, seeds))
+
+
+def crop_loader(files: list[Path], crop: int, batch: int, seed: int, rank: int, start: int, steps: int, workers: int) -> DataLoader:
+    sampler = StepBatches(len(files), batch, seed, rank, start, steps)
+    # A generator of its own: otherwise starting the loader draws from the global torch RNG,
+    # which a resumed run has just restored, and Gumbel noise / code restarts would diverge.
+    return DataLoader(
+        RandomCrops(files, crop), batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )

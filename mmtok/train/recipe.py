@@ -1,0 +1,80 @@
+"""Training recipes: a YAML file with the tokenizer kind, its model config and the
+training settings. `mmtok train image --config recipe.yaml` reads one; without a file the
+defaults below apply. The recipe is copied next to the trained tokenizer so every shipped
+tokenizer can be reproduced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmtok.errors import MmtokError
+from mmtok.tokenizer import config_from_dict, config_to_dict
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 20000
+    batch_size: int = 16              # per process
+    crop_size: int = 64               # random square crops, multiple of the downsample factor
+    lr: float = 4e-4
+    min_lr_ratio: float = 0.1         # cosine decay to lr * min_lr_ratio
+    warmup_steps: int = 500
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0
+    l1_weight: float = 1.0
+    l2_weight: float = 1.0
+    adv_weight: float = 0.0           # > 0 enables a PatchGAN hinge discriminator
+    adv_start: int = 0                # step at which the adversarial term switches on
+    exclude: tuple[str, ...] = ()     # glob patterns of files to leave out (held-out test set)
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 1000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    kind: str
+    model: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_yaml(self) -> str:
+        data = {"kind": self.kind, "model": config_to_dict(self.model), "train": config_to_dict(self.train)}
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+DEFAULT_KIND = {"image": "image-vq"}
+
+
+def load_recipe(path: Path | None, modality: str) -> Recipe:
+    """Read a recipe YAML (or the modality's defaults when `path` is None)."""
+    import mmtok.kinds  # noqa: F401
+    from mmtok.tokenizer import KINDS
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise MmtokError(f"{path}: no such recipe file; check the --config path") from None
+        except yaml.YAMLError as err:
+            raise MmtokError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise MmtokError(f"{path}: a recipe is a mapping with keys kind, model, train")
+        unknown = set(data) - {"kind", "model", "train"}
+        if unknown:
+            raise MmtokError(f"{path}: unknown recipe keys {sorted(unknown)}; use kind, model, train")
+    kind = data.get("kind", DEFAULT_KIND.get(modality))
+    if kind not in KINDS or KINDS[kind].modality != modality:
+        options = sorted(k for k, c in KINDS.items() if c.modality == modality)
+        raise MmtokError(f"{path}: kind {kind!r} is not a {modality} tokenizer; use one of {options}")
+    source = str(path or "default recipe")
+    model = config_from_dict(KINDS[kind].config_class, data.get("model") or {}, source)
+    train = config_from_dict(TrainConfig, data.get("train") or {}, source)
+    return Recipe(kind=kind, model=model, train=train)

@@ -1,0 +1,179 @@
+"""Shared fixtures: tiny random-init tokenizers saved to tmp dirs, sample images, and a
+helper that runs the real `mmtok` console script.
+
+Everything here is small on purpose: the default suite must run in a few minutes on 2 CPU
+cores. Tokenizers go through `save_pretrained` / `mmtok.load` so tests use the real code
+paths.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mmtok
+from mmtok.image import ImageDVAE, ImageDVAEConfig, ImageVQ, ImageVQConfig
+from mmtok.quantize import QuantizerConfig
+
+# One intra-op thread: the models are tiny, and on a busy 2-core machine a second spinning
+# thread makes each conv ~100x slower (measured: 0.4 s vs 4 ms for a 37x51 encode).
+torch.set_num_threads(1)
+
+MMTOK = Path(sys.executable).parent / "mmtok"
+ACCELERATE = Path(sys.executable).parent / "accelerate"
+MEDIA = Path(__file__).parent / "media" / "images"
+
+KINDS = ("fsq", "vq", "lfq", "dvae")
+
+_TINY = dict(patch_size=2, channels=8, channel_mult=(1, 2), num_res_blocks=1)
+
+
+def tiny_config(kind: str):
+    """Config of a tiny tokenizer (downsample 4) of quantizer `kind`: fsq, vq, lfq or dvae."""
+    if kind == "fsq":
+        return ImageVQConfig(**_TINY, latent_dim=4, quantizer=QuantizerConfig(kind="fsq", fsq_levels=(5, 5, 5)))
+    if kind == "vq":
+        # kmeans_init=False: a k-means-initialised codebook starts at zero, so an untrained
+        # model would map everything to code 0 and the tests could not tell codes apart.
+        q = QuantizerConfig(kind="vq", codebook_size=64, codebook_dim=4, kmeans_init=False)
+        return ImageVQConfig(**_TINY, latent_dim=4, quantizer=q)
+    if kind == "lfq":
+        return ImageVQConfig(**_TINY, latent_dim=4, quantizer=QuantizerConfig(kind="lfq", codebook_size=16))
+    if kind == "dvae":
+        return ImageDVAEConfig(**_TINY, codebook_size=32, embed_dim=4)
+    raise ValueError(kind)
+
+
+def make_tokenizer(kind: str, seed: int = 0) -> mmtok.Tokenizer:
+    """A fresh random-init tiny tokenizer, reproducible from `seed`."""
+    torch.manual_seed(seed)
+    config = tiny_config(kind)
+    tok = ImageDVAE(config) if kind == "dvae" else ImageVQ(config)
+    return tok.eval()
+
+
+def sample_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A natural-ish `[3,H,W]` uint8 image: smooth colour gradients, a few flat shapes with
+    sharp edges, and mild noise (so codes vary across the picture)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(0, 1, height), np.linspace(0, 1, width), indexing="ij")
+    channels = []
+    for _ in range(3):
+        a, b, c, d = rng.uniform(1, 6, size=4)
+        channels.append(0.5 + 0.25 * np.sin(a * xx * np.pi + b) + 0.25 * np.cos(c * yy * np.pi + d))
+    img = np.stack(channels) * 255
+    for _ in range(3):  # rectangles of flat colour
+        y0, x0 = rng.integers(0, height), rng.integers(0, width)
+        y1, x1 = y0 + rng.integers(2, max(3, height // 2)), x0 + rng.integers(2, max(3, width // 2))
+        img[:, y0:y1, x0:x1] = rng.uniform(0, 255, size=(3, 1, 1))
+    img = img + rng.normal(0, 6, size=img.shape)
+    return torch.from_numpy(np.clip(np.round(img), 0, 255).astype(np.uint8))
+
+
+def write_image(path: Path, image: torch.Tensor, **save_kwargs) -> Path:
+    """Save a `[3,H,W]` uint8 tensor with PIL (format from the suffix)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(path, **save_kwargs)
+    return path
+
+
+def png_bytes(array: np.ndarray, bit_depth: int, color_type: int, size: tuple[int, int] | None = None) -> bytes:
+    """A minimal PNG from raw samples (big-endian for 16 bit); `size` overrides the declared
+    width x height (to forge a decompression bomb header)."""
+    height, width = array.shape[:2]
+    declared_w, declared_h = size or (width, height)
+    dtype = ">u2" if bit_depth == 16 else "u1"
+    rows = b"".join(b"\x00" + row.astype(dtype).tobytes() for row in array)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", declared_w, declared_h, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def files_under(folder: Path) -> list[Path]:
+    """Every regular file under `folder` (hidden temp files included), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def run_command(cmd: list[str], timeout: float, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `cmd` in its own process group; on timeout kill the whole group and fail.
+
+    (subprocess.run's own timeout kills only the direct child: worker processes that
+    `accelerate launch` starts would keep the output pipes open and hang the test run.)
+    """
+    env = dict(os.environ if env is None else env, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(cmd[:4])} ... timed out after {timeout} s\nstdout: {out[-2000:]}\nstderr: {err[-2000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def run_mmtok(*args: str | Path, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed `mmtok` console script; returns the completed process (no check)."""
+    return run_command([str(MMTOK), *map(str, args)], timeout, cwd=cwd)
+
+
+def assert_cli_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    """A user error: non-zero exit, no traceback, exactly one `error:` line mentioning `needles`."""
+    assert result.returncode != 0, f"expected failure, got exit 0\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    error_lines = [line for line in lines if line.startswith("error: ")]
+    assert len(error_lines) == 1, f"expected one 'error:' line, got stderr:\n{result.stderr}"
+    for needle in needles:
+        assert needle in error_lines[0], f"{needle!r} not in {error_lines[0]!r}"
+    return error_lines[0]
+
+
+@pytest.fixture(scope="session")
+def saved_tokenizers(tmp_path_factory) -> dict[str, Path]:
+    """One saved tiny tokenizer per kind (seed 0), for tests that only read them."""
+    root = tmp_path_factory.mktemp("tokenizers")
+    return {kind: make_tokenizer(kind).save_pretrained(root / kind) for kind in KINDS}
+
+
+@pytest.fixture(scope="session")
+def tok_dir(saved_tokenizers) -> Path:
+    """The tiny FSQ tokenizer's folder (downsample 4, 125 codes)."""
+    return saved_tokenizers["fsq"]
+
+
+@pytest.fixture(scope="session")
+def other_tok_dir(tmp_path_factory) -> Path:
+    """Same architecture as `tok_dir` but other weights (seed 1): a different fingerprint."""
+    return make_tokenizer("fsq", seed=1).save_pretrained(tmp_path_factory.mktemp("other") / "fsq-seed1")
+
+
+@pytest.fixture
+def tok(tok_dir) -> mmtok.Tokenizer:
+    return mmtok.load(tok_dir)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    """A folder of 5 generated images: three of one size (batched together), two odd sizes,
+    one in a sub-folder, PNG and JPEG."""
+    root = tmp_path_factory.mktemp("images")
+    write_image(root / "a.png", sample_image(40, 48, seed=1))
+    write_image(root / "b.png", sample_image(40, 48, seed=2))
+    write_image(root / "c.jpg", sample_image(40, 48, seed=3), quality=95)
+    write_image(root / "odd.png", sample_image(37, 53, seed=4))
+    write_image(root / "sub" / "d.png", sample_image(29, 30, seed=5))
+    return root
