@@ -36,14 +36,29 @@ def default_model_card(tok: Tokenizer) -> str:
     )
 
 
-def save_tokenizer(tok: Tokenizer, directory: Path, model_card: str | None = None) -> Path:
-    """Write the tokenizer to `directory` atomically (a temp dir renamed into place)."""
+def save_tokenizer(
+    tok: Tokenizer, directory: Path, model_card: str | None = None, dtype: torch.dtype | None = None,
+) -> Path:
+    """Write the tokenizer to `directory` atomically (a temp dir renamed into place).
+
+    `dtype` (e.g. torch.float16) stores floating-point weights at that precision, halving a
+    shipped file. The in-memory weights are rounded to it first, in place, so the recorded
+    fingerprint is the one a later `load` (which casts back to float32) reproduces.
+    """
+    if dtype is not None:
+        with torch.no_grad():
+            for tensor in tok.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.to(dtype))
     tok.invalidate_fingerprint()  # weights may have changed since the fingerprint was cached
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in tok.state_dict().items()}
+        state = {
+            k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in tok.state_dict().items()
+        }
         safetensors.torch.save_file(state, tmp / WEIGHTS_NAME, metadata={"kind": tok.kind})
         meta = {
             "format_version": FORMAT_VERSION,

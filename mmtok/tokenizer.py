@@ -139,10 +139,12 @@ class Tokenizer(nn.Module):
         }
 
     # -- persistence -------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, model_card: str | None = None) -> Path:
+    def save_pretrained(self, directory: str | Path, model_card: str | None = None, dtype: torch.dtype | None = None) -> Path:
+        """Write config.json + model.safetensors + README.md (see `checkpoint.save_tokenizer`;
+        `dtype=torch.float16` stores half-precision weights)."""
         from mmtok.checkpoint import save_tokenizer
 
-        return save_tokenizer(self, Path(directory), model_card)
+        return save_tokenizer(self, Path(directory), model_card, dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Tokenizer:

@@ -323,6 +323,23 @@ def test_save_after_weights_change_stays_loadable(tmp_path):
     assert torch.equal(next(loaded.decoder.parameters()), weight)
 
 
+def test_save_half_precision(kind, tmp_path):
+    """dtype=float16 halves the file; loading gives float32 weights equal to the rounded ones,
+    the recorded fingerprint, and the same codes as the saved (rounded) model."""
+    tok = make_tokenizer(kind)
+    full = {k: v.clone() for k, v in tok.state_dict().items()}
+    folder = tok.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    stored = safetensors.torch.load_file(folder / "model.safetensors")
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    changed = [k for k, v in tok.state_dict().items() if v.is_floating_point() and not torch.equal(v, full[k])]
+    assert changed  # the in-memory weights were rounded too, so the fingerprint stays truthful
+    loaded = mmtok.load(folder)
+    assert loaded.fingerprint == tok.fingerprint
+    assert all(v.dtype == torch.float32 for v in loaded.state_dict().values() if v.is_floating_point())
+    x = rand_images(2, 24, 40)
+    assert torch.equal(loaded.encode(x), tok.encode(x))
+
+
 def test_save_over_existing_folder_keeps_foreign_files(tmp_path):
     folder = tmp_path / "tok"
     make_tokenizer("fsq", seed=0).save_pretrained(folder)

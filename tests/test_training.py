@@ -287,6 +287,21 @@ def test_dvae_trains_and_resumes_exactly(data, dvae_recipe, tmp_path):
     assert same_tensors(tmp_path / "resumed" / "model.safetensors", tmp_path / "straight" / "model.safetensors") == []
 
 
+def test_vq_with_adversarial_loss_resumes_exactly(data, tmp_path):
+    """EMA VQ codebook (k-means init, dead-code restart) plus the PatchGAN term switched on
+    mid-run: the discriminator and its optimizer are checkpointed and resume exactly."""
+    model = {**TINY_MODEL, "latent_dim": 4, "quantizer": {"kind": "vq", "codebook_size": 16, "codebook_dim": 4}}
+    recipe = write_recipe(tmp_path / "recipe.yaml", "image-vq", model=model, adv_weight=0.1, adv_start=2)
+    ok(train(data, tmp_path / "straight", recipe))
+    rows = log_rows(tmp_path / "straight")
+    assert rows[0]["d_loss"] == 0 and rows[-1]["d_loss"] > 0  # discriminator on from step 2
+    ok(train(data, tmp_path / "resumed", recipe, "--stop-after", "3"))
+    ok(train(data, tmp_path / "resumed", recipe, "--resume"))
+    a, b = tmp_path / "straight" / "checkpoints" / "last", tmp_path / "resumed" / "checkpoints" / "last"
+    for name in ("model", "disc", "optim-model", "optim-disc"):
+        assert same_tensors(a / f"{name}.safetensors", b / f"{name}.safetensors") == [], name
+
+
 def test_train_rejects_bad_crop_size(data, tmp_path):
     """A crop that is not a multiple of the downsample factor is a recipe error: one line."""
     recipe = write_recipe(tmp_path / "recipe.yaml", "image-vq", crop_size=18)

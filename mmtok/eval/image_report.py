@@ -23,8 +23,7 @@ import torch
 from mmtok.eval.metrics import bits_per_pixel, codebook_usage, psnr, ssim
 from mmtok.files import atomic_write
 from mmtok.image.base import ImageTokenizer
-from mmtok.image.files import TILE_ABOVE_PIXELS
-from mmtok.image.tiling import decode_tiled, encode_tiled
+from mmtok.image.files import decode_image, encode_image
 from mmtok.media.image import from_model, read_image, to_model
 
 
@@ -52,13 +51,13 @@ class ImageReport:
 def roundtrip(tok: Any, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`[3,H,W]` uint8 -> `(codes [h,w] int64, reconstruction [3,H,W] uint8)`.
 
-    mmtok tokenizers take the tiled path above `TILE_ABOVE_PIXELS`, as `encode_image` does,
-    so large images are measured the way users encode them and memory stays bounded.
+    mmtok tokenizers go through `encode_image` / `decode_image` (tiled above 1 MP), so images
+    are measured the way users encode them and memory stays bounded.
     """
+    if isinstance(tok, ImageTokenizer):
+        tokens = encode_image(tok, image)
+        return tokens.codes, decode_image(tok, tokens)
     height, width = image.shape[-2:]
-    if isinstance(tok, ImageTokenizer) and height * width > TILE_ABOVE_PIXELS:
-        codes = encode_tiled(tok, image)
-        return codes, decode_tiled(tok, codes, (height, width))
     codes = tok.encode(to_model(image)[None])[0].cpu()
     return codes, from_model(tok.decode(codes[None], size=(height, width))[0].cpu())
 
