@@ -330,7 +330,8 @@ def test_two_process_accelerate_launch(data, tmp_path):
         "-m", "mmtok.cli.main", "train", "image", "--data", str(data), "--out", str(out),
         "--config", str(recipe), "--no-progress",
     ]
-    ok(run_command(cmd, timeout=300, env=dict(os.environ, CUDA_VISIBLE_DEVICES="")))
+    result = ok(run_command(cmd, timeout=300, env=dict(os.environ, CUDA_VISIBLE_DEVICES="")))
+    assert result.stdout.count("saved image-vq tokenizer") == 1  # reported by the main process only
     tok = mmtok.load(out)
     assert tok.fingerprint != make_tokenizer("fsq").fingerprint
     ckpt = out / "checkpoints" / "last"

@@ -27,12 +27,17 @@ def train_image(
     data: Path, out: Path, config: Path | None, steps: int | None, resume: bool, stop_after: int | None, no_progress: bool,
 ) -> None:
     """Train an image tokenizer (VQ or dVAE) on the images under DATA."""
+    from accelerate import PartialState
+
     from mmtok.train.loop import train_tokenizer
 
     recipe = load_recipe(config, "image")
     if steps is not None:
         recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, steps=steps))
-    if train_tokenizer(recipe, data, out, resume=resume, progress=not no_progress, stop_after=stop_after):
+    done = train_tokenizer(recipe, data, out, resume=resume, progress=not no_progress, stop_after=stop_after)
+    if not PartialState().is_main_process:  # under `accelerate launch`, report once
+        return
+    if done:
         click.echo(f"saved {recipe.kind} tokenizer to {out}")
     else:
         click.echo(f"stopped with a checkpoint in {out / 'checkpoints' / 'last'}; continue with --resume")
