@@ -60,6 +60,17 @@ def test_decode_folder(tok, image_folder, tmp_path):
         assert torch.equal(image, from_model(tok.decode(codes[None], (h, w))[0]))
 
 
+def test_decode_batch_size_does_not_change_images(tok, image_folder, tmp_path):
+    """a, b and c share a size, so batch_size=16 decodes them in one batch."""
+    encode_image_files(tok, [image_folder], tmp_path / "tok")
+    decode_token_files(tok, [tmp_path / "tok"], tmp_path / "b1", batch_size=1)
+    decode_token_files(tok, [tmp_path / "tok"], tmp_path / "b16", batch_size=16)
+    for name in EXPECTED:
+        png = name.replace(".mmtok", ".png")
+        a, b = read_image(tmp_path / "b1" / png), read_image(tmp_path / "b16" / png)
+        assert (a.int() - b.int()).abs().max() <= 1, name  # batched convs may round differently
+
+
 def test_single_file_names(tok, image_folder, tmp_path):
     out = encode_image_files(tok, [image_folder / "odd.png"], tmp_path / "one.mmtok")
     assert out == [tmp_path / "one.mmtok"]

@@ -38,7 +38,8 @@ def encode(inputs: tuple[Path, ...], tokenizer: Path, out: Path, batch_size: int
 @click.option("-t", "--tokenizer", type=click.Path(path_type=Path), help="Tokenizer folder (default: the one recorded in the token file).")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder, or OUT.png for one input.")
 @click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "jpg", "webp"]), help="Image format in a folder.")
-def decode(inputs: tuple[Path, ...], tokenizer: Path | None, out: Path, fmt: str) -> None:
+@click.option("--batch-size", default=16, show_default=True, help="Same-size images decoded together.")
+def decode(inputs: tuple[Path, ...], tokenizer: Path | None, out: Path, fmt: str, batch_size: int) -> None:
     """Decode .mmtok token files (or folders of them) back to media."""
     from mmtok.image.files import decode_token_files
 
@@ -47,7 +48,7 @@ def decode(inputs: tuple[Path, ...], tokenizer: Path | None, out: Path, fmt: str
     tok = mmtok.load(tokenizer)
     _require_image(tok, str(tokenizer))
     with tqdm(desc="decode", unit="file", disable=None) as bar:
-        written = decode_token_files(tok, inputs, out, f".{fmt}", on_progress=bar.update)
+        written = decode_token_files(tok, inputs, out, f".{fmt}", batch_size, on_progress=bar.update)
     click.echo(f"wrote {len(written)} image(s) to {out}")
 
 

@@ -8,7 +8,8 @@ Used by `mmtok encode` / `mmtok decode` and usable from Python:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
 from pathlib import Path
 
 import torch
@@ -48,8 +49,8 @@ def encode_image(tok: ImageTokenizer, image: torch.Tensor, source: str = "") -> 
     return TokenFile.from_codes(tok, codes, {"height": height, "width": width}, source)
 
 
-def decode_image(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes") -> torch.Tensor:
-    """TokenFile -> `[3,H,W]` uint8 at the original size (tiled when large)."""
+def original_size(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes") -> tuple[int, int]:
+    """Checked `(H, W)` to decode `tokens` to: right tokenizer, 2-D grid, grid fits the size."""
     tokens.check_tokenizer(tok, source)
     if tokens.codes.ndim != 2:
         raise MmtokError(f"{source}: image codes must be a 2-D grid, got shape {tuple(tokens.codes.shape)}")
@@ -57,9 +58,26 @@ def decode_image(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes") 
     width = int(tokens.original.get("width", tokens.codes.shape[1] * tok.downsample))
     if tok.grid_shape(height, width) != tuple(tokens.codes.shape):
         raise MmtokError(f"{source}: grid {tuple(tokens.codes.shape)} does not fit the recorded size {width}x{height}")
+    return height, width
+
+
+def decode_image(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes") -> torch.Tensor:
+    """TokenFile -> `[3,H,W]` uint8 at the original size (tiled when large)."""
+    height, width = original_size(tok, tokens, source)
     if height * width > TILE_ABOVE_PIXELS:
         return decode_tiled(tok, tokens.codes, (height, width))
     return from_model(tok.decode(tokens.codes[None], (height, width))[0].cpu())
+
+
+def same_size_batches(sizes: list[tuple[int, int]], batch_size: int) -> Iterator[list[int]]:
+    """Indices grouped by equal size, at most `batch_size` per group; images above
+    `TILE_ABOVE_PIXELS` go alone (they take the tiled path)."""
+    keys = [(h, w) if h * w <= TILE_ABOVE_PIXELS else (h, w, i) for i, (h, w) in enumerate(sizes)]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    for _, group in groupby(order, key=keys.__getitem__):
+        group = list(group)
+        for start in range(0, len(group), batch_size):
+            yield group[start : start + batch_size]
 
 
 def output_paths(inputs: list[Path], roots: dict[Path, Path], out: Path, suffix: str, single_file_ok: bool) -> list[Path]:
@@ -122,18 +140,11 @@ def encode_image_files(
 
     files, roots = collect(inputs, IMAGE_SUFFIXES, "image")
     targets = output_paths(files, roots, out, SUFFIX, single_file_ok=out.suffix == SUFFIX)
-    sizes = [check_image_header(f) for f in files]
-    order = sorted(range(len(files)), key=lambda i: sizes[i])
+    sizes = [check_image_header(f)[::-1] for f in files]  # (height, width)
     with Transaction() as tx:
-        i = 0
-        while i < len(order):
-            group = [order[i]]
-            w, h = sizes[order[i]]
-            while (len(group) < batch_size and i + len(group) < len(order)
-                   and sizes[order[i + len(group)]] == (w, h) and w * h <= TILE_ABOVE_PIXELS):
-                group.append(order[i + len(group)])
+        for group in same_size_batches(sizes, batch_size):
             images = [read_image(files[j]) for j in group]
-            if len({im.shape for im in images}) == 1 and len(group) > 1:
+            if len(group) > 1 and len({im.shape for im in images}) == 1:
                 h, w = images[0].shape[-2:]
                 codes = tok.encode(to_model(torch.stack(images))).cpu()
                 token_files = [TokenFile.from_codes(tok, c, {"height": h, "width": w}, files[j].name) for c, j in zip(codes, group)]
@@ -143,25 +154,33 @@ def encode_image_files(
                 tx.add(tf.save(targets[j]))
             if on_progress:
                 on_progress(len(group))
-            i += len(group)
     return targets
 
 
 def decode_token_files(
-    tok: ImageTokenizer, inputs: Iterable[str | Path], out: Path, image_suffix: str = ".png",
+    tok: ImageTokenizer, inputs: Iterable[str | Path], out: Path, image_suffix: str = ".png", batch_size: int = 16,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
-    """Decode `.mmtok` files/folders to images under `out` (or to `out` for one file)."""
+    """Decode `.mmtok` files/folders to images under `out` (or to `out` for one file).
+
+    Every token file is checked (tokenizer fingerprint, code range, grid) before any image is
+    written; same-size images are decoded together.
+    """
     files, roots = collect(inputs, {SUFFIX}, "token")
     single = out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
     targets = output_paths(files, roots, out, image_suffix, single_file_ok=single)
     loaded = [TokenFile.load(f) for f in files]
-    for tf, f in zip(loaded, files):
-        tf.check_tokenizer(tok, f)
+    sizes = [original_size(tok, tf, str(f)) for tf, f in zip(loaded, files)]
     with Transaction() as tx:
-        for tf, f, target in zip(loaded, files, targets):
-            write_image(decode_image(tok, tf, str(f)), target)
-            tx.add(target)
+        for group in same_size_batches(sizes, batch_size):
+            if len(group) > 1:
+                codes = torch.stack([loaded[j].codes for j in group])
+                images = list(from_model(tok.decode(codes, sizes[group[0]]).cpu()))
+            else:
+                images = [decode_image(tok, loaded[group[0]], str(files[group[0]]))]
+            for image, j in zip(images, group):
+                write_image(image, targets[j])
+                tx.add(targets[j])
             if on_progress:
-                on_progress(1)
+                on_progress(len(group))
     return targets
