@@ -31,13 +31,15 @@ def training_files(data: Path, exclude: tuple[str, ...]) -> list[Path]:
 class RandomCrops(Dataset):
     """Item `(file_index, seed)` -> `[3,crop,crop]` float in [-1,1].
 
-    Decoded images are cached per worker: corpora of small images fit in memory and
-    JPEG decoding would otherwise dominate a CPU step.
+    Decoded images are cached per worker up to `cache_bytes`: corpora of small images fit
+    in memory and JPEG decoding would otherwise dominate a CPU step; beyond the budget,
+    images are read from disk each time.
     """
 
-    def __init__(self, files: list[Path], crop: int):
+    def __init__(self, files: list[Path], crop: int, cache_bytes: int = 2 * 2**30):
         self.files, self.crop = files, crop
         self.cache: dict[int, torch.Tensor] = {}
+        self.cache_left = cache_bytes
 
     def __len__(self) -> int:
         return len(self.files)
@@ -50,7 +52,10 @@ class RandomCrops(Dataset):
                 scale = self.crop / short
                 size = [max(self.crop, round(s * scale)) for s in img.shape[-2:]]
                 img = F.interpolate(img[None].float(), size=size, mode="bicubic").clamp(0, 255).round().to(torch.uint8)[0]
+            if img.numel() > self.cache_left:
+                return img
             self.cache[index] = img
+            self.cache_left -= img.numel()
         return self.cache[index]
 
     def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:

@@ -90,7 +90,6 @@ def train_tokenizer(
     counts = torch.zeros(model.codebook_sizes[0], dtype=torch.long)
     window: list[dict[str, float]] = []
     t0 = time.perf_counter()
-    step = start
     for step, batch in enumerate(loader, start=start):
         for group in opt.param_groups:
             group["lr"] = cfg.lr * schedule(step)
@@ -127,7 +126,7 @@ def train_tokenizer(
             window, t0 = [], time.perf_counter()
             counts.zero_()
         bar.update(1)
-        if done % cfg.checkpoint_every == 0 and done < cfg.steps:
+        if done % cfg.checkpoint_every == 0 and done < end:  # the last one is written below
             _checkpoint(acc, ckpt, done, models, optimizers, rank)
     bar.close()
     _checkpoint(acc, ckpt, end, models, optimizers, rank)
