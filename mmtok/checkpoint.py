@@ -45,20 +45,18 @@ def save_tokenizer(
     shipped file. The in-memory weights are rounded to it first, in place, so the recorded
     fingerprint is the one a later `load` (which casts back to float32) reproduces.
     """
+    live = tok.state_dict()
+    state = {k: v.detach().cpu().contiguous() for k, v in live.items()}
     if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         with torch.no_grad():
-            for tensor in tok.state_dict().values():
-                if tensor.is_floating_point():
-                    tensor.copy_(tensor.to(dtype))
+            for k, v in live.items():
+                v.copy_(state[k])  # round the model itself, so its fingerprint is what load gives
     tok.invalidate_fingerprint()  # weights may have changed since the fingerprint was cached
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        state = {
-            k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
-            for k, v in tok.state_dict().items()
-        }
         safetensors.torch.save_file(state, tmp / WEIGHTS_NAME, metadata={"kind": tok.kind})
         meta = {
             "format_version": FORMAT_VERSION,

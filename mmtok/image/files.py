@@ -39,14 +39,25 @@ def check_image_header(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, i
     return size
 
 
+def encode_batch(tok: ImageTokenizer, images: torch.Tensor) -> torch.Tensor:
+    """Same-size `[B,3,H,W]` uint8 images -> codes `[B,h,w]` (tiled one by one when large)."""
+    height, width = images.shape[-2:]
+    if height * width > TILE_ABOVE_PIXELS:
+        return torch.stack([encode_tiled(tok, image) for image in images])
+    return tok.encode(to_model(images)).cpu()
+
+
+def decode_batch(tok: ImageTokenizer, codes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Codes `[B,h,w]` of same-size images -> `[B,3,H,W]` uint8 (tiled one by one when large)."""
+    if size[0] * size[1] > TILE_ABOVE_PIXELS:
+        return torch.stack([decode_tiled(tok, c, size) for c in codes])
+    return from_model(tok.decode(codes, size).cpu())
+
+
 def encode_image(tok: ImageTokenizer, image: torch.Tensor, source: str = "") -> TokenFile:
     """One `[3,H,W]` uint8 image -> TokenFile (tiled when large)."""
     height, width = image.shape[-2:]
-    if height * width > TILE_ABOVE_PIXELS:
-        codes = encode_tiled(tok, image)
-    else:
-        codes = tok.encode(to_model(image)[None])[0].cpu()
-    return TokenFile.from_codes(tok, codes, {"height": height, "width": width}, source)
+    return TokenFile.from_codes(tok, encode_batch(tok, image[None])[0], {"height": height, "width": width}, source)
 
 
 def original_size(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes") -> tuple[int, int]:
@@ -63,10 +74,7 @@ def original_size(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes")
 
 def decode_image(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes") -> torch.Tensor:
     """TokenFile -> `[3,H,W]` uint8 at the original size (tiled when large)."""
-    height, width = original_size(tok, tokens, source)
-    if height * width > TILE_ABOVE_PIXELS:
-        return decode_tiled(tok, tokens.codes, (height, width))
-    return from_model(tok.decode(tokens.codes[None], (height, width))[0].cpu())
+    return decode_batch(tok, tokens.codes[None], original_size(tok, tokens, source))[0]
 
 
 def same_size_batches(sizes: list[tuple[int, int]], batch_size: int) -> Iterator[list[int]]:
@@ -144,14 +152,13 @@ def encode_image_files(
     with Transaction() as tx:
         for group in same_size_batches(sizes, batch_size):
             images = [read_image(files[j]) for j in group]
-            if len(group) > 1 and len({im.shape for im in images}) == 1:
-                h, w = images[0].shape[-2:]
-                codes = tok.encode(to_model(torch.stack(images))).cpu()
-                token_files = [TokenFile.from_codes(tok, c, {"height": h, "width": w}, files[j].name) for c, j in zip(codes, group)]
-            else:  # one image, or headers that disagreed with the decoded pixels
-                token_files = [encode_image(tok, im, files[j].name) for im, j in zip(images, group)]
-            for tf, j in zip(token_files, group):
-                tx.add(tf.save(targets[j]))
+            if len({im.shape for im in images}) == 1:
+                codes = encode_batch(tok, torch.stack(images))
+            else:  # headers that disagreed with the decoded pixels: one by one
+                codes = [encode_batch(tok, im[None])[0] for im in images]
+            for c, im, j in zip(codes, images, group):
+                original = {"height": im.shape[-2], "width": im.shape[-1]}
+                tx.add(TokenFile.from_codes(tok, c, original, files[j].name).save(targets[j]))
             if on_progress:
                 on_progress(len(group))
     return targets
@@ -173,11 +180,7 @@ def decode_token_files(
     sizes = [original_size(tok, tf, str(f)) for tf, f in zip(loaded, files)]
     with Transaction() as tx:
         for group in same_size_batches(sizes, batch_size):
-            if len(group) > 1:
-                codes = torch.stack([loaded[j].codes for j in group])
-                images = list(from_model(tok.decode(codes, sizes[group[0]]).cpu()))
-            else:
-                images = [decode_image(tok, loaded[group[0]], str(files[group[0]]))]
+            images = decode_batch(tok, torch.stack([loaded[j].codes for j in group]), sizes[group[0]])
             for image, j in zip(images, group):
                 write_image(image, targets[j])
                 tx.add(targets[j])
