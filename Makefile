@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 TOKENIZER ?= tokenizers_trained/mmtok-image-f8
 SAMPLES ?= tests/media/images
+AUDIO_TOKENIZER ?= tokenizers_trained/mmtok-audio-24k
+AUDIO_SAMPLES ?= tests/media/audio
+KBPS ?= 6
 DEMO_OUT ?= demo_out
 
 .PHONY: demo test install clean
@@ -19,14 +22,18 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-# The main job: shipped image tokenizer on the sample photos -> token files -> images -> PSNR.
+# The main job: the shipped tokenizers on the sample media -> token files -> media -> quality.
 demo: install
 	rm -rf $(DEMO_OUT)
 	$(BIN)/mmtok info $(TOKENIZER)
 	$(BIN)/mmtok encode $(SAMPLES) -t $(TOKENIZER) -o $(DEMO_OUT)/tokens
 	$(BIN)/mmtok decode $(DEMO_OUT)/tokens -o $(DEMO_OUT)/recon
 	$(BIN)/mmtok compare $(SAMPLES) $(DEMO_OUT)/recon
-	@echo "token files in $(DEMO_OUT)/tokens, reconstructions in $(DEMO_OUT)/recon"
+	$(BIN)/mmtok info $(AUDIO_TOKENIZER)
+	$(BIN)/mmtok encode $(AUDIO_SAMPLES) -t $(AUDIO_TOKENIZER) -o $(DEMO_OUT)/audio-tokens --kbps $(KBPS)
+	$(BIN)/mmtok decode $(DEMO_OUT)/audio-tokens -o $(DEMO_OUT)/audio-recon
+	$(BIN)/mmtok compare $(AUDIO_SAMPLES) $(DEMO_OUT)/audio-recon
+	@echo "token files in $(DEMO_OUT)/tokens and $(DEMO_OUT)/audio-tokens, reconstructions in $(DEMO_OUT)/recon and $(DEMO_OUT)/audio-recon"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -5,6 +5,10 @@
     codes = tok.encode(x)          # x: [B,3,H,W] in [-1,1] -> codes [B,h,w]
     x2 = tok.decode(codes)         # -> [B,3,8h,8w] in [-1,1]
     tok.save_pretrained("my-tok")
+
+    codec = mmtok.load("tokenizers_trained/mmtok-audio-24k")      # or "hf:facebook/encodec_24khz"
+    codes = codec.encode(wave, num_quantizers=4)  # wave: [B,1,T] in [-1,1] at 24 kHz -> [B,4,T/320]
+    wave2 = codec.decode(codes, length=T)
 """
 
 from __future__ import annotations
@@ -20,8 +24,13 @@ __version__ = "0.1.0"
 
 
 def load(path: str | Path) -> Tokenizer:
-    """Load a tokenizer saved with `save_pretrained` (a folder with config.json and
-    model.safetensors). Strict, no pickle; raises MmtokError with the reason."""
+    """Load a tokenizer: a folder written by `save_pretrained` (config.json +
+    model.safetensors; strict, no pickle), or a pretrained codec from transformers: a hub id
+    `hf:facebook/encodec_24khz` or a folder saved by transformers (EnCodec, DAC, Mimi).
+    Raises MmtokError with the reason."""
+    from mmtok.audio.pretrained import is_pretrained_spec, load_pretrained
     from mmtok.checkpoint import load_tokenizer
 
+    if is_pretrained_spec(path):
+        return load_pretrained(path)
     return load_tokenizer(Path(path))

@@ -1,3 +1,4 @@
 """Importing this module registers every built-in tokenizer kind."""
 
+import mmtok.audio  # noqa: F401
 import mmtok.image  # noqa: F401

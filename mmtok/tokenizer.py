@@ -95,6 +95,10 @@ class Tokenizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def token_layout(self, **options: Any):
+        """How codes of one item flatten into an LLM id sequence (see `mmtok.layout`)."""
+        raise NotImplementedError
+
     def check_codes(self, codes: torch.Tensor, source: str = "codes") -> None:
         """Raise a clear error if any code is outside this tokenizer's codebook(s)."""
         if codes.dtype.is_floating_point:

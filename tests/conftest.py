@@ -22,7 +22,9 @@ import torch
 from PIL import Image
 
 import mmtok
+from mmtok.audio import AudioCodec, AudioCodecConfig
 from mmtok.image import ImageDVAE, ImageDVAEConfig, ImageVQ, ImageVQConfig
+from mmtok.media.audio import write_audio
 from mmtok.quantize import QuantizerConfig
 
 # One intra-op thread: the models are tiny, and on a busy 2-core machine a second spinning
@@ -140,6 +142,47 @@ def assert_cli_error(result: subprocess.CompletedProcess, *needles: str) -> str:
     for needle in needles:
         assert needle in error_lines[0], f"{needle!r} not in {error_lines[0]!r}"
     return error_lines[0]
+
+
+# A tiny codec: 16 kHz, hop 4*4*5 = 80 (200 frames/s), 4 levels of 32 codes (1 kbps per level).
+TINY_CODEC = AudioCodecConfig(
+    sample_rate=16000, ratios=(5, 4, 4), n_filters=4, dilations=(1,), dimension=8, num_quantizers=4,
+    codebook_size=32, kmeans_init=False,  # see tiny_config("vq"): untrained k-means codebooks are all zero
+)
+
+
+def make_codec(seed: int = 0, **changes) -> AudioCodec:
+    """A fresh random-init tiny audio codec (TINY_CODEC with `changes`), reproducible from `seed`."""
+    import dataclasses
+
+    torch.manual_seed(seed)
+    return AudioCodec(dataclasses.replace(TINY_CODEC, **changes)).eval()
+
+
+def sample_audio(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> torch.Tensor:
+    """A speech-like `[C,T]` float32 signal in [-1,1]: a gliding harmonic tone with syllable-rate
+    amplitude modulation, noise bursts (fricatives) and short pauses."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * rate)) / rate
+    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = np.clip(np.sin(2 * np.pi * 4 * t + rng.uniform(0, 6)), 0, None)
+    noise = rng.normal(0, 0.3, t.size) * (np.sin(2 * np.pi * 1.3 * t) > 0.8)
+    mono = 0.3 * voiced * envelope + noise * 0.2
+    out = np.stack([np.roll(mono, 37 * c) for c in range(channels)])
+    return torch.from_numpy(np.clip(out, -1, 1).astype(np.float32))
+
+
+def write_sample_audio(path: Path, seconds: float, rate: int, channels: int = 1, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_audio(path, sample_audio(seconds, rate, channels, seed), rate)
+
+
+@pytest.fixture(scope="session")
+def codec_dir(tmp_path_factory) -> Path:
+    """The tiny codec (seed 0), saved."""
+    return make_codec().save_pretrained(tmp_path_factory.mktemp("codec") / "tiny-codec")
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ def test_encode_folder(encoded, tok_dir, image_folder):
 def test_decode_folder_restores_sizes_and_compare(encoded, tok_dir, image_folder, tmp_path):
     out = tmp_path / "recon"
     result = ok(run_mmtok("decode", encoded, "-t", tok_dir, "-o", out))
-    assert "wrote 5 image(s)" in result.stdout
+    assert "wrote 5 image file(s)" in result.stdout
     tok = mmtok.load(tok_dir)
     expected_psnr = {}
     for name, (h, w) in SIZES.items():

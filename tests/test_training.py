@@ -37,7 +37,7 @@ from mmtok.image import ImageDVAE, ImageVQ
 from mmtok.media.image import read_image, to_model
 from mmtok.train.image_data import RandomCrops, StepBatches
 from mmtok.train.loop import lr_factor
-from mmtok.train.recipe import TrainConfig, load_recipe
+from mmtok.train.recipe import ImageTrainConfig, load_recipe
 from mmtok.train.state import load_train_state, save_train_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def vq_run(tmp_path_factory, data) -> tuple[Path, subprocess.CompletedProcess]:
 # -- recipes -------------------------------------------------------------------------------
 def test_default_recipe():
     recipe = load_recipe(None, "image")
-    assert recipe.kind == "image-vq" and recipe.train == TrainConfig()
+    assert recipe.kind == "image-vq" and recipe.train == ImageTrainConfig()
 
 
 def test_shipped_recipe_loads_and_roundtrips(tmp_path):

@@ -11,55 +11,79 @@ import mmtok
 from mmtok.errors import MmtokError
 from mmtok.tokens_file import SUFFIX, TokenFile
 
+MODALITIES = ("image", "audio")
+DEFAULT_FORMAT = {"image": "png", "audio": "wav"}
+FORMATS = {"image": ("png", "jpg", "webp"), "audio": ("wav", "flac")}
 
-def _require_image(tok: mmtok.Tokenizer, where: str) -> None:
-    if tok.modality != "image":
-        raise MmtokError(f"{where}: {tok.kind} is a {tok.modality} tokenizer; this command handles images only for now")
+
+def _load(spec: str) -> mmtok.Tokenizer:
+    tok = mmtok.load(spec)
+    if tok.modality not in MODALITIES:
+        raise MmtokError(f"{spec}: {tok.kind} is a {tok.modality} tokenizer; this command handles {' and '.join(MODALITIES)} for now")
+    return tok
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-t", "--tokenizer", required=True, type=click.Path(path_type=Path), help="Tokenizer folder.")
+@click.option("-t", "--tokenizer", required=True, help="Tokenizer folder, or hf:ORG/NAME for a pretrained audio codec.")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder, or FILE.mmtok for one input.")
-@click.option("--batch-size", default=16, show_default=True, help="Same-size images encoded together.")
-def encode(inputs: tuple[Path, ...], tokenizer: Path, out: Path, batch_size: int) -> None:
+@click.option("--batch-size", default=16, show_default=True, help="Images: same-size images encoded together.")
+@click.option("--kbps", type=float, help="Audio: bitrate (uses the most residual levels that fit).")
+@click.option("--num-quantizers", type=int, help="Audio: number of residual levels to keep.")
+def encode(inputs: tuple[Path, ...], tokenizer: str, out: Path, batch_size: int, kbps: float | None, num_quantizers: int | None) -> None:
     """Encode media files (or folders of them) to .mmtok token files."""
-    from mmtok.image.files import encode_image_files
+    tok = _load(tokenizer)
+    if tok.modality == "audio":
+        from mmtok.audio.files import encode_audio_files
 
-    tok = mmtok.load(tokenizer)
-    _require_image(tok, str(tokenizer))
-    with tqdm(desc="encode", unit="file", disable=None) as bar:
-        written = encode_image_files(tok, inputs, out, batch_size, on_progress=bar.update)
+        levels = tok.levels_for(kbps=kbps, num_quantizers=num_quantizers)
+        with tqdm(desc=f"encode {tok.kbps(levels):g} kbps", unit="file", disable=None) as bar:
+            written = encode_audio_files(tok, inputs, out, levels, on_progress=bar.update)
+    else:
+        if kbps is not None or num_quantizers is not None:
+            raise MmtokError(f"{tokenizer}: --kbps / --num-quantizers apply to audio tokenizers; {tok.kind} is an image tokenizer")
+        from mmtok.image.files import encode_image_files
+
+        with tqdm(desc="encode", unit="file", disable=None) as bar:
+            written = encode_image_files(tok, inputs, out, batch_size, on_progress=bar.update)
     click.echo(f"wrote {len(written)} token file(s) to {out}")
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-t", "--tokenizer", type=click.Path(path_type=Path), help="Tokenizer folder (default: the one recorded in the token file).")
-@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder, or OUT.png for one input.")
-@click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "jpg", "webp"]), help="Image format in a folder.")
-@click.option("--batch-size", default=16, show_default=True, help="Same-size images decoded together.")
-def decode(inputs: tuple[Path, ...], tokenizer: Path | None, out: Path, fmt: str, batch_size: int) -> None:
+@click.option("-t", "--tokenizer", help="Tokenizer folder or hf:ORG/NAME (default: the one recorded in the token file).")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder, or OUT.png / OUT.wav for one input.")
+@click.option("--format", "fmt", type=click.Choice(sorted({f for fs in FORMATS.values() for f in fs})),
+              help="Output format in a folder (default png for images, wav for audio).")
+@click.option("--batch-size", default=16, show_default=True, help="Images: same-size images decoded together.")
+def decode(inputs: tuple[Path, ...], tokenizer: str | None, out: Path, fmt: str | None, batch_size: int) -> None:
     """Decode .mmtok token files (or folders of them) back to media."""
-    from mmtok.image.files import decode_token_files
-
     if tokenizer is None:
         tokenizer = _recorded_tokenizer(inputs)
-    tok = mmtok.load(tokenizer)
-    _require_image(tok, str(tokenizer))
+    tok = _load(tokenizer)
+    fmt = fmt or DEFAULT_FORMAT[tok.modality]
+    if fmt not in FORMATS[tok.modality]:
+        raise MmtokError(f"--format {fmt} does not fit a {tok.modality} tokenizer; use one of {FORMATS[tok.modality]}")
     with tqdm(desc="decode", unit="file", disable=None) as bar:
-        written = decode_token_files(tok, inputs, out, f".{fmt}", batch_size, on_progress=bar.update)
-    click.echo(f"wrote {len(written)} image(s) to {out}")
+        if tok.modality == "audio":
+            from mmtok.audio.files import decode_audio_files
+
+            written = decode_audio_files(tok, inputs, out, f".{fmt}", on_progress=bar.update)
+        else:
+            from mmtok.image.files import decode_token_files
+
+            written = decode_token_files(tok, inputs, out, f".{fmt}", batch_size, on_progress=bar.update)
+    click.echo(f"wrote {len(written)} {tok.modality} file(s) to {out}")
 
 
-def _recorded_tokenizer(inputs: tuple[Path, ...]) -> Path:
-    """The tokenizer path recorded in the first token file, if it still exists."""
+def _recorded_tokenizer(inputs: tuple[Path, ...]) -> str:
+    """The tokenizer recorded in the first token file, if it can still be found."""
     first = next((p for p in inputs if p.is_file()), None)
     if first is None:
         first = next((f for p in inputs if p.is_dir() for f in sorted(p.rglob(f"*{SUFFIX}"))), None)
     if first is None:
         raise MmtokError(f"{inputs[0]}: no token files found; pass .mmtok files or folders")
     recorded = TokenFile.load(first).tokenizer_path
-    if not recorded or not Path(recorded).is_dir():
+    if not recorded or not (recorded.startswith("hf:") or Path(recorded).is_dir()):
         raise MmtokError(f"{first}: the tokenizer that made it ({recorded or 'unrecorded'}) is not on this machine; pass -t TOKENIZER")
-    return Path(recorded)
+    return recorded

@@ -1,7 +1,9 @@
-"""`mmtok compare A B`: PSNR / SSIM between original images and reconstructions.
+"""`mmtok compare A B`: quality of reconstructions against the originals.
 
-A and B are two image files, or two folders whose images are paired by relative path
-without suffix (so `photos/cat.jpg` pairs with `recon/cat.png`).
+A and B are two files, or two folders whose files are paired by relative path without
+suffix (so `photos/cat.jpg` pairs with `recon/cat.png`, `speech/a.flac` with `recon/a.wav`).
+Images: PSNR / SSIM. Audio (compared as mono at the original's sample rate): multi-scale
+mel distance, SI-SDR and STOI.
 """
 
 from __future__ import annotations
@@ -11,38 +13,63 @@ from pathlib import Path
 import click
 
 from mmtok.errors import MmtokError
-from mmtok.eval.metrics import psnr, ssim
-from mmtok.image.files import collect
-from mmtok.media.image import IMAGE_SUFFIXES, read_image, to_model
+from mmtok.files import collect
+from mmtok.media.audio import AUDIO_SUFFIXES
+from mmtok.media.image import IMAGE_SUFFIXES
 
 
-def pair_images(a: Path, b: Path) -> list[tuple[Path, Path]]:
+def pair_files(a: Path, b: Path) -> tuple[str, list[tuple[Path, Path]]]:
+    """(modality, [(original, reconstruction), ...])."""
     if a.is_file() and b.is_file():
-        return [(a, b)]
+        return ("audio" if a.suffix.lower() in AUDIO_SUFFIXES else "image"), [(a, b)]
     if not (a.is_dir() and b.is_dir()):
-        raise MmtokError(f"{a} / {b}: pass two image files or two folders")
-    files_a, _ = collect([a], IMAGE_SUFFIXES, "image")
-    files_b, _ = collect([b], IMAGE_SUFFIXES, "image")
+        raise MmtokError(f"{a} / {b}: pass two files or two folders")
+    has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in a.rglob("*"))
+    modality, suffixes = ("image", IMAGE_SUFFIXES) if has_images else ("audio", AUDIO_SUFFIXES)
+    files_a, _ = collect([a], suffixes, modality)
+    files_b, _ = collect([b], suffixes, modality)
     by_stem = {f.relative_to(b).with_suffix(""): f for f in files_b}
     pairs = [(f, by_stem[f.relative_to(a).with_suffix("")]) for f in files_a if f.relative_to(a).with_suffix("") in by_stem]
     if not pairs:
-        raise MmtokError(f"{b}: no image matches a name in {a}; compare the originals with their reconstructions")
-    return pairs
+        raise MmtokError(f"{b}: no file matches a name in {a}; compare the originals with their reconstructions")
+    return modality, pairs
+
+
+def image_scores(fa: Path, fb: Path) -> dict[str, float]:
+    from mmtok.eval.metrics import psnr, ssim
+    from mmtok.media.image import read_image, to_model
+
+    x, y = read_image(fa), read_image(fb)
+    if x.shape != y.shape:
+        raise MmtokError(f"{fb}: size {tuple(y.shape[1:])} differs from {fa} {tuple(x.shape[1:])}")
+    xa, yb = to_model(x)[None], to_model(y)[None]
+    return {"PSNR": float(psnr(xa, yb)), "SSIM": float(ssim(xa, yb))}
+
+
+def audio_scores(fa: Path, fb: Path) -> dict[str, float]:
+    from mmtok.eval.audio_metrics import mel_distance, si_sdr, stoi
+    from mmtok.media.audio import audio_info, read_audio
+
+    rate = audio_info(fa).sample_rate
+    x, y = read_audio(fa, rate, 1), read_audio(fb, rate, 1)
+    if abs(x.shape[-1] - y.shape[-1]) > 0.01 * x.shape[-1]:
+        raise MmtokError(f"{fb}: length {y.shape[-1] / rate:.2f} s differs from {fa} {x.shape[-1] / rate:.2f} s")
+    n = min(x.shape[-1], y.shape[-1])
+    x, y = x[None, :, :n], y[None, :, :n]
+    return {"mel": float(mel_distance(y, x, rate)), "SI-SDR": float(si_sdr(y, x)), "STOI": float(stoi(y, x, rate))}
 
 
 @click.command()
 @click.argument("originals", type=click.Path(path_type=Path))
 @click.argument("reconstructions", type=click.Path(path_type=Path))
 def compare(originals: Path, reconstructions: Path) -> None:
-    """Print PSNR (dB) and SSIM of RECONSTRUCTIONS against ORIGINALS."""
+    """Print quality of RECONSTRUCTIONS against ORIGINALS (images: PSNR dB, SSIM; audio: mel distance, SI-SDR dB, STOI)."""
+    modality, pairs = pair_files(originals, reconstructions)
+    scores = image_scores if modality == "image" else audio_scores
     rows = []
-    for fa, fb in pair_images(originals, reconstructions):
-        x, y = read_image(fa), read_image(fb)
-        if x.shape != y.shape:
-            raise MmtokError(f"{fb}: size {tuple(y.shape[1:])} differs from {fa} {tuple(x.shape[1:])}")
-        xa, yb = to_model(x)[None], to_model(y)[None]
-        rows.append((fa.name, float(psnr(xa, yb)), float(ssim(xa, yb))))
-        click.echo(f"{fa.name:40s} PSNR {rows[-1][1]:6.2f} dB  SSIM {rows[-1][2]:.4f}")
+    for fa, fb in pairs:
+        rows.append(scores(fa, fb))
+        click.echo(f"{fa.name:40s} " + "  ".join(f"{k} {v:7.3f}" for k, v in rows[-1].items()))
     if len(rows) > 1:
-        n = len(rows)
-        click.echo(f"{'mean of ' + str(n) + ' images':40s} PSNR {sum(r[1] for r in rows) / n:6.2f} dB  SSIM {sum(r[2] for r in rows) / n:.4f}")
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+        click.echo(f"{f'mean of {len(rows)} files':40s} " + "  ".join(f"{k} {v:7.3f}" for k, v in mean.items()))

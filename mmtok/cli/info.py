@@ -13,7 +13,7 @@ from mmtok.tokens_file import SUFFIX, TokenFile
 
 
 @click.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))  # or hf:ORG/NAME
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(path: Path, as_json: bool) -> None:
     """Describe a tokenizer folder or a .mmtok token file."""
@@ -24,11 +24,14 @@ def info(path: Path, as_json: bool) -> None:
             "fingerprint": tf.fingerprint, "grid": list(tf.codes.shape), "tokens": tf.codes.numel(),
             "original": tf.original, "source": tf.source, "tokenizer_path": tf.tokenizer_path,
         }
-    elif path.is_dir():
-        tok = mmtok.load(path)
+    elif path.is_dir() or str(path).startswith("hf:"):
+        tok = mmtok.load(str(path))
         facts = {"tokenizer": str(path), **tok.describe()}
-        if hasattr(tok, "downsample"):
+        if tok.modality == "image":
             facts["downsample"] = tok.downsample
+        elif tok.modality == "audio":
+            facts.update(sample_rate=tok.sample_rate, channels=tok.channels, hop_length=tok.hop_length,
+                         frame_rate=tok.frame_rate, kbps_by_levels=tok.bitrates())
     else:
         raise MmtokError(f"{path}: not a tokenizer folder or {SUFFIX} file; check the path")
     if as_json:

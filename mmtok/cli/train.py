@@ -15,23 +15,45 @@ def train() -> None:
     """Train a tokenizer (runs unchanged under `accelerate launch` for several processes)."""
 
 
+def _train_options(what: str):
+    def wrap(fn):
+        for option in reversed([
+            click.option("--data", required=True, type=click.Path(path_type=Path), help=f"Folder of training {what}."),
+            click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder for the tokenizer."),
+            click.option("--config", "config", type=click.Path(path_type=Path), help="Recipe YAML (kind, model, train)."),
+            click.option("--steps", type=int, help="Override the recipe's number of steps."),
+            click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last exactly."),
+            click.option("--stop-after", type=int, help="Stop this run after N more steps (checkpointed; continue with --resume)."),
+            click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+        ]):
+            fn = option(fn)
+        return fn
+    return wrap
+
+
 @train.command("image")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training images.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder for the tokenizer.")
-@click.option("--config", "config", type=click.Path(path_type=Path), help="Recipe YAML (kind, model, train).")
-@click.option("--steps", type=int, help="Override the recipe's number of steps.")
-@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last exactly.")
-@click.option("--stop-after", type=int, help="Stop this run after N more steps (checkpointed; continue with --resume).")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def train_image(
-    data: Path, out: Path, config: Path | None, steps: int | None, resume: bool, stop_after: int | None, no_progress: bool,
-) -> None:
+@_train_options("images")
+def train_image(**options) -> None:
     """Train an image tokenizer (VQ or dVAE) on the images under DATA."""
+    _train("image", **options)
+
+
+@train.command("audio")
+@_train_options("audio (wav, flac, ogg, mp3; any rate, mono or stereo)")
+def train_audio(**options) -> None:
+    """Train an audio codec (SEANet + residual VQ) on the audio files under DATA."""
+    _train("audio", **options)
+
+
+def _train(
+    modality: str, data: Path, out: Path, config: Path | None, steps: int | None, resume: bool, stop_after: int | None,
+    no_progress: bool,
+) -> None:
     from accelerate import PartialState
 
     from mmtok.train.loop import train_tokenizer
 
-    recipe = load_recipe(config, "image")
+    recipe = load_recipe(config, modality)
     if steps is not None:
         recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, steps=steps))
     done = train_tokenizer(recipe, data, out, resume=resume, progress=not no_progress, stop_after=stop_after)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from mmtok.layout import RasterLayout
 from mmtok.tokenizer import Tokenizer
 
 
@@ -50,6 +51,10 @@ class ImageTokenizer(Tokenizer):
         """Code grid `(h, w)` that `encode` returns for an `height x width` image."""
         f = self.downsample
         return math.ceil(height / f), math.ceil(width / f)
+
+    def token_layout(self, row_separator: bool = False) -> RasterLayout:
+        """Raster order, optionally with a row-separator id ending each row."""
+        return RasterLayout(self.codebook_sizes[0], row_separator)
 
     def _encode_padded(self, x: torch.Tensor) -> torch.Tensor:
         """Codes of `x` whose size is a multiple of `downsample` (subclasses implement)."""

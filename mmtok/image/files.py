@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from mmtok.errors import MmtokError
+from mmtok.files import Transaction, collect, output_paths
 from mmtok.image.base import ImageTokenizer
 from mmtok.image.tiling import decode_tiled, encode_tiled
 from mmtok.media.image import MAX_PIXELS, check_pixels, from_model, open_image, read_image, to_model, write_image
@@ -86,53 +87,6 @@ def same_size_batches(sizes: list[tuple[int, int]], batch_size: int) -> Iterator
         group = list(group)
         for start in range(0, len(group), batch_size):
             yield group[start : start + batch_size]
-
-
-def output_paths(inputs: list[Path], roots: dict[Path, Path], out: Path, suffix: str, single_file_ok: bool) -> list[Path]:
-    """Where each input's result goes: `out` itself for one input with a matching suffix,
-    otherwise `out/<path relative to the folder it was found in>` with `suffix`."""
-    if len(inputs) == 1 and single_file_ok and out.suffix and not out.is_dir():
-        return [out]
-    paths = []
-    for item in inputs:
-        root = roots.get(item)
-        rel = item.relative_to(root) if root else Path(item.name)
-        paths.append(out / rel.with_suffix(suffix))
-    if len(set(paths)) != len(paths):
-        raise MmtokError(f"{out}: two inputs would write the same output name; encode them into separate folders")
-    return paths
-
-
-def collect(inputs: Iterable[str | Path], suffixes: set[str], what: str) -> tuple[list[Path], dict[Path, Path]]:
-    """Expand files and folders; remember which folder each file came from (for output names)."""
-    from mmtok.files import expand_inputs
-
-    files: list[Path] = []
-    roots: dict[Path, Path] = {}
-    for item in map(Path, inputs):
-        found = expand_inputs([item], suffixes, what)
-        if item.is_dir():
-            roots.update({f: item for f in found})
-        files += found
-    return files, roots
-
-
-class Transaction:
-    """Tracks outputs written by one command; on failure, removes them (no partial output)."""
-
-    def __init__(self) -> None:
-        self.written: list[Path] = []
-
-    def __enter__(self) -> Transaction:
-        return self
-
-    def add(self, path: Path) -> None:
-        self.written.append(path)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            for path in self.written:
-                path.unlink(missing_ok=True)
 
 
 def encode_image_files(

@@ -1,31 +1,25 @@
 """Training batches of random image crops, reproducible by step.
 
-Batch `s` on process `r` is a pure function of `(seed, s, r)`: which images, where the
-crops fall and whether they are flipped. Resuming at step `s` therefore replays exactly the
-batches an uninterrupted run would have seen, with no sampler state to save.
+Batch `s` on process `r` is a pure function of `(seed, s, r)` (see `batches.StepBatches`):
+which images, where the crops fall and whether they are flipped.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from mmtok.errors import MmtokError
 from mmtok.files import expand_inputs
 from mmtok.media.image import IMAGE_SUFFIXES, read_image, to_model
+from mmtok.train.batches import StepBatches, excluding
 
 
 def training_files(data: Path, exclude: tuple[str, ...]) -> list[Path]:
     """Image files under `data`, minus those whose name matches an `exclude` glob."""
-    files = expand_inputs([data], IMAGE_SUFFIXES, "image")
-    kept = [f for f in files if not any(fnmatch.fnmatch(f.name, pat) for pat in exclude)]
-    if not kept:
-        raise MmtokError(f"{data}: every image matches the recipe's exclude patterns; nothing left to train on")
-    return kept
+    return excluding(expand_inputs([data], IMAGE_SUFFIXES, "image"), exclude, data)
 
 
 class RandomCrops(Dataset):
@@ -69,23 +63,6 @@ class RandomCrops(Dataset):
         if torch.rand((), generator=g) < 0.5:
             patch = patch.flip(-1)
         return to_model(patch)
-
-
-class StepBatches(Sampler):
-    """Yields, for steps `start..steps-1`, a batch of `(file_index, crop_seed)` pairs."""
-
-    def __init__(self, n_files: int, batch: int, seed: int, rank: int, start: int, steps: int):
-        self.n, self.batch, self.seed, self.rank, self.start, self.steps = n_files, batch, seed, rank, start, steps
-
-    def __len__(self) -> int:
-        return max(self.steps - self.start, 0)
-
-    def __iter__(self):
-        for step in range(self.start, self.steps):
-            g = torch.Generator().manual_seed(hash((self.seed, step, self.rank)) & 0x7FFF_FFFF_FFFF_FFFF)
-            idx = torch.randint(0, self.n, (self.batch,), generator=g).tolist()
-            seeds = torch.randint(0, 2**62, (self.batch,), generator=g).tolist()
-            yield list(zip(idx, seeds))
 
 
 def crop_loader(files: list[Path], crop: int, batch: int, seed: int, rank: int, start: int, steps: int, workers: int) -> DataLoader:

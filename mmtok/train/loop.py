@@ -20,16 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from mmtok.errors import MmtokError
-from mmtok.eval.metrics import codebook_usage, psnr
+from mmtok.eval.metrics import codebook_usage
 from mmtok.tokenizer import KINDS
-from mmtok.train.image_data import crop_loader, training_files
-from mmtok.train.losses import PatchDiscriminator, hinge_d_loss, hinge_g_loss
+from mmtok.train.audio_task import AudioTask
+from mmtok.train.image_task import ImageTask
 from mmtok.train.recipe import Recipe
 from mmtok.train.state import load_train_state, save_train_state
+
+# Per modality: data, losses, progress figure and discriminator (see image_task / audio_task).
+TASKS = {"image": ImageTask, "audio": AudioTask}
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -43,7 +44,7 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
 def train_tokenizer(
     recipe: Recipe, data: Path, out: Path, resume: bool = False, progress: bool = True, stop_after: int | None = None,
 ) -> bool:
-    """Train `recipe` on the images under `data`, saving the tokenizer to `out` when done.
+    """Train `recipe` on the media under `data`, saving the tokenizer to `out` when done.
 
     `stop_after=N` ends this run after N more steps with a checkpoint (for time-limited
     jobs); `resume=True` continues it exactly. Returns True once training is complete.
@@ -59,14 +60,12 @@ def train_tokenizer(
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
 
     model = KINDS[recipe.kind](recipe.model)
-    files = training_files(data, cfg.exclude)
-    if cfg.crop_size % model.downsample:
-        raise MmtokError(f"recipe crop_size {cfg.crop_size} must be a multiple of the downsample factor {model.downsample}")
+    task = TASKS[model.modality](model, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     models, optimizers = {"model": model}, {"model": opt}
     disc = d_opt = None
     if cfg.adv_weight > 0:
-        disc = PatchDiscriminator()
+        disc = task.discriminator()
         d_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
         models["disc"], optimizers["disc"] = disc, d_opt
 
@@ -80,14 +79,15 @@ def train_tokenizer(
     if disc is not None:
         disc, d_opt = acc.prepare(disc, d_opt)
     end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
-    loader = crop_loader(files, cfg.crop_size, cfg.batch_size, cfg.seed, rank, start, end, cfg.num_workers)
+    loader = task.loader(data, rank, start, end)
 
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "recipe.yaml").write_text(recipe.to_yaml())
     log_file = out / "train_log.jsonl"
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and acc.is_main_process), desc=f"train {recipe.kind}", unit="step")
-    counts = torch.zeros(model.codebook_sizes[0], dtype=torch.long)
+    sizes = model.codebook_sizes
+    counts = torch.zeros(len(sizes), max(sizes), dtype=torch.long)  # per code stream
     window: list[dict[str, float]] = []
     t0 = time.perf_counter()
     for step, batch in enumerate(loader, start=start):
@@ -96,10 +96,9 @@ def train_tokenizer(
         batch = batch.to(acc.device)
         result = ddp_model(batch, step / cfg.steps)
         recon = result["recon"]
-        loss = cfg.l1_weight * F.l1_loss(recon, batch) + cfg.l2_weight * F.mse_loss(recon, batch) + result["aux_loss"]
         adv_on = disc is not None and step >= cfg.adv_start
-        if adv_on:
-            loss = loss + cfg.adv_weight * hinge_g_loss(disc(recon))
+        loss, figures = task.generator_loss(recon, batch, disc if adv_on else None)
+        loss = loss + result["aux_loss"]
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
         if cfg.grad_clip:
@@ -107,19 +106,22 @@ def train_tokenizer(
         opt.step()
         d_loss = torch.zeros(())  # logged as 0 without a discriminator
         if adv_on:
-            d_loss = hinge_d_loss(disc(batch), disc(recon.detach()))
+            d_loss = task.discriminator_loss(disc, recon, batch)
             d_opt.zero_grad(set_to_none=True)
             acc.backward(d_loss)
             d_opt.step()
 
-        counts += torch.bincount(result["ids"].detach().reshape(-1).cpu(), minlength=counts.numel())
-        window.append({"loss": loss.item(), "psnr": psnr(recon.detach(), batch).mean().item(), "d_loss": d_loss.item()})
+        for stream, ids in enumerate(task.streams(result["ids"].detach().cpu())):
+            ids = ids[ids >= 0]  # quantizer dropout marks removed levels with -1
+            counts[stream] += torch.bincount(ids, minlength=counts.shape[1])
+        window.append({"loss": loss.item(), task.quality_name: task.quality(recon, batch), "d_loss": d_loss.item(), **figures})
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
             row = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
-            row.update(codebook_usage(counts), step=done, lr=opt.param_groups[0]["lr"],
+            row.update(_usage(counts, sizes), step=done, lr=opt.param_groups[0]["lr"],
                        steps_per_s=len(window) / (time.perf_counter() - t0))
-            bar.set_postfix(loss=f"{row['loss']:.4f}", psnr=f"{row['psnr']:.2f}", usage=f"{row['usage']:.2f}")
+            quality = task.quality_name
+            bar.set_postfix({"loss": f"{row['loss']:.4f}", quality: f"{row[quality]:.2f}", "usage": f"{row['usage']:.2f}"})
             if acc.is_main_process:
                 with log_file.open("a") as f:
                     f.write(json.dumps(row) + "\n")
@@ -136,6 +138,17 @@ def train_tokenizer(
     acc.wait_for_everyone()
     acc.end_training()
     return end == cfg.steps
+
+
+def _usage(counts: torch.Tensor, sizes: list[int]) -> dict:
+    """Codebook usage and perplexity: of the single stream, or mean over streams plus per stream."""
+    per = [codebook_usage(c[:n]) for c, n in zip(counts, sizes)]
+    if len(per) == 1:
+        return per[0]
+    return {
+        "usage": sum(p["usage"] for p in per) / len(per), "perplexity": sum(p["perplexity"] for p in per) / len(per),
+        "usage_per_stream": [round(p["usage"], 4) for p in per],
+    }
 
 
 def _checkpoint(acc: Accelerator, folder: Path, step: int, models, optimizers, rank: int) -> None:

@@ -18,24 +18,45 @@ from mmtok.tokenizer import config_from_dict, config_to_dict
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Settings every modality shares (the modality's subclass adds its data and loss knobs)."""
+
     steps: int = 20000
     batch_size: int = 16              # per process
-    crop_size: int = 64               # random square crops, multiple of the downsample factor
     lr: float = 4e-4
     min_lr_ratio: float = 0.1         # cosine decay to lr * min_lr_ratio
     warmup_steps: int = 500
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0
-    l1_weight: float = 1.0
-    l2_weight: float = 1.0
-    adv_weight: float = 0.0           # > 0 enables a PatchGAN hinge discriminator
+    adv_weight: float = 0.0           # > 0 enables the modality's discriminator (hinge loss)
     adv_start: int = 0                # step at which the adversarial term switches on
     exclude: tuple[str, ...] = ()     # glob patterns of files to leave out (held-out test set)
     seed: int = 0
     num_workers: int = 0
     log_every: int = 50
     checkpoint_every: int = 1000
+
+
+@dataclass(frozen=True)
+class ImageTrainConfig(TrainConfig):
+    crop_size: int = 64               # random square crops, multiple of the downsample factor
+    l1_weight: float = 1.0
+    l2_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class AudioTrainConfig(TrainConfig):
+    batch_size: int = 8
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.5, 0.9)   # EnCodec / DAC
+    segment_seconds: float = 0.8      # random segments, rounded to whole frames
+    mel_weight: float = 1.0           # multi-scale mel (log + linear L1)
+    stft_weight: float = 1.0          # multi-resolution STFT (spectral convergence + log L1)
+    l1_weight: float = 0.1            # waveform L1
+    feature_weight: float = 2.0       # feature matching, with the discriminator on
+
+
+TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {"image": ImageTrainConfig, "audio": AudioTrainConfig}
 
 
 @dataclass(frozen=True)
@@ -49,7 +70,7 @@ class Recipe:
         return yaml.safe_dump(data, sort_keys=False)
 
 
-DEFAULT_KIND = {"image": "image-vq"}
+DEFAULT_KIND = {"image": "image-vq", "audio": "audio-codec"}
 
 
 def load_recipe(path: Path | None, modality: str) -> Recipe:
@@ -76,5 +97,5 @@ def load_recipe(path: Path | None, modality: str) -> Recipe:
         raise MmtokError(f"{path}: kind {kind!r} is not a {modality} tokenizer; use one of {options}")
     source = str(path or "default recipe")
     model = config_from_dict(KINDS[kind].config_class, data.get("model") or {}, source)
-    train = config_from_dict(TrainConfig, data.get("train") or {}, source)
+    train = config_from_dict(TRAIN_CONFIGS[modality], data.get("train") or {}, source)
     return Recipe(kind=kind, model=model, train=train)

@@ -1,0 +1,114 @@
+"""Audio files <-> token files, streamed in chunks so file length does not matter.
+
+    written = encode_audio_files(tok, ["speech/"], Path("tokens/"), kbps=3.0)
+    decode_audio_files(tok, ["tokens/"], Path("recon/"))
+
+Encoding reads blocks (resampled to the tokenizer's rate, mixed to its channels) into a
+`StreamingEncoder`; decoding feeds a `StreamingDecoder` into an `AudioWriter` at the
+file's original sample rate, trimmed to its original length. Peak memory is a few chunks,
+not the file. The token file's `original` records `sample_rate`, `channels`,
+`num_samples` (at the original rate) and `codec_samples` (at the tokenizer's rate).
+Decoded files have the tokenizer's channel count (a mono codec gives mono files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+
+from mmtok.audio.base import AudioTokenizer
+from mmtok.errors import MmtokError
+from mmtok.files import Transaction, collect, output_paths
+from mmtok.media.audio import AUDIO_SUFFIXES, WRITE_SUFFIXES, AudioBlocks, AudioWriter, audio_info
+from mmtok.tokens_file import SUFFIX, TokenFile
+
+CHUNK_SECONDS = 10.0
+
+
+def encode_audio(tok: AudioTokenizer, path: str | Path, levels: int | None = None, chunk_seconds: float = CHUNK_SECONDS) -> TokenFile:
+    """Encode one audio file to a `TokenFile` (codes `[levels,t]`)."""
+    blocks = AudioBlocks(path, tok.sample_rate, tok.channels, block_seconds=chunk_seconds)
+    stream = tok.stream_encoder(levels, chunk_seconds)
+    parts = [stream.push(block[None]) for block in blocks]
+    codes = torch.cat([*parts, stream.flush()], dim=-1)[0]
+    info = blocks.info
+    original = {
+        "sample_rate": info.sample_rate, "channels": info.channels, "num_samples": blocks.samples_in,
+        "codec_samples": blocks.samples_out,
+    }
+    return TokenFile.from_codes(tok, codes, original, Path(path).name)
+
+
+def decode_audio(tok: AudioTokenizer, tf: TokenFile, out: Path, source: str = "codes", chunk_seconds: float = CHUNK_SECONDS) -> Path:
+    """Decode a `TokenFile` to `out` (wav/flac) at its original sample rate and length, atomically."""
+    rate, length, codec_samples = _original(tf, source)
+    decoder = tok.stream_decoder(chunk_seconds)
+    step = decoder.chunk_frames
+    emitted = 0
+    with AudioWriter(out, tok.sample_rate, rate, tok.channels, num_samples=length) as writer:
+        for piece in _decoded_pieces(decoder, tf.codes, step):
+            piece = piece[0, :, : max(codec_samples - emitted, 0)]  # drop the padding of the last frame
+            emitted += piece.shape[-1]
+            writer.write(piece)
+    return out
+
+
+def _decoded_pieces(decoder, codes: torch.Tensor, step: int):
+    """Audio `[1,C,n]` pieces of codes `[K,t]`, `step` frames at a time, then the flushed rest."""
+    for i in range(0, codes.shape[-1], step):
+        yield decoder.push(codes[None, :, i : i + step])
+    yield decoder.flush()
+
+
+def _original(tf: TokenFile, source: str) -> tuple[int, int, int]:
+    o = tf.original
+    try:
+        return int(o["sample_rate"]), int(o["num_samples"]), int(o["codec_samples"])
+    except (KeyError, TypeError, ValueError):
+        raise MmtokError(f"{source}: token file lacks the original sample rate / length; re-encode the audio") from None
+
+
+def encode_audio_files(
+    tok: AudioTokenizer, inputs: Iterable[str | Path], out: Path, levels: int | None = None,
+    on_progress: Callable[[int], None] | None = None, chunk_seconds: float = CHUNK_SECONDS,
+) -> list[Path]:
+    """Encode audio files/folders to `.mmtok` files under `out` (or to `out` for one file).
+
+    Every header is checked before any output is written; if a file turns out corrupt
+    mid-way, everything this call wrote is removed.
+    """
+    files, roots = collect(inputs, AUDIO_SUFFIXES, "audio")
+    targets = output_paths(files, roots, out, SUFFIX, single_file_ok=out.suffix == SUFFIX)
+    for f in files:
+        audio_info(f)
+    with Transaction() as tx:
+        for f, target in zip(files, targets):
+            tx.add(encode_audio(tok, f, levels, chunk_seconds).save(target))
+            if on_progress:
+                on_progress(1)
+    return targets
+
+
+def decode_audio_files(
+    tok: AudioTokenizer, inputs: Iterable[str | Path], out: Path, audio_suffix: str = ".wav",
+    on_progress: Callable[[int], None] | None = None, chunk_seconds: float = CHUNK_SECONDS,
+) -> list[Path]:
+    """Decode `.mmtok` files/folders to audio under `out` (or to `out` for one file).
+
+    Every token file is checked (tokenizer fingerprint, code range, levels) before any
+    audio is written.
+    """
+    files, roots = collect(inputs, {SUFFIX}, "token")
+    targets = output_paths(files, roots, out, audio_suffix, single_file_ok=out.suffix.lower() in WRITE_SUFFIXES)
+    loaded = [TokenFile.load(f) for f in files]
+    for tf, f in zip(loaded, files):
+        tf.check_tokenizer(tok, f)
+        _original(tf, str(f))
+    with Transaction() as tx:
+        for tf, f, target in zip(loaded, files, targets):
+            tx.add(decode_audio(tok, tf, target, str(f), chunk_seconds))
+            if on_progress:
+                on_progress(1)
+    return targets

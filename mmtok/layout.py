@@ -1,0 +1,118 @@
+"""How a tokenizer's codes become one flat sequence of ids for an LLM, and back.
+
+Each tokenizer owns a block of ids `0..vocab_size-1` (the vocabulary code later shifts the
+block past the text vocabulary). A layout says which part of the block each position may
+use, so constrained generation can mask logits and parsing can check what a model wrote:
+
+- `RasterLayout` (images): codes `[h,w]` in raster order, one range; with
+  `row_separator=True` an extra id (the last of the block) ends every row, so a grid of any
+  width survives flattening (Emu3 / Lumina style).
+- `FrameMajorLayout` (residual audio): codes `[K,t]` as t0k0, t0k1, ..., t0k(K-1), t1k0, ...;
+  level `k` has its own range `[offset_k, offset_k + size_k)`, so a model always knows which
+  level it is writing. `levels` keeps only the first k levels (a lower bitrate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mmtok.errors import MmtokError
+
+
+@dataclass(frozen=True)
+class RasterLayout:
+    codebook_size: int
+    row_separator: bool = False
+
+    @property
+    def vocab_size(self) -> int:
+        return self.codebook_size + int(self.row_separator)
+
+    @property
+    def separator_id(self) -> int | None:
+        return self.codebook_size if self.row_separator else None
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """`[start, stop)` of each code stream's ids within the block."""
+        return [(0, self.codebook_size)]
+
+    def span_length(self, grid: tuple[int, int]) -> int:
+        h, w = grid
+        return h * (w + int(self.row_separator))
+
+    def allowed(self, position: int, grid: tuple[int, int]) -> tuple[int, int]:
+        """Ids allowed at `position` of a span for `grid`: `[start, stop)`."""
+        w = grid[1] + int(self.row_separator)
+        if self.row_separator and position % w == w - 1:
+            return (self.codebook_size, self.codebook_size + 1)
+        return (0, self.codebook_size)
+
+    def flatten(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes `[h,w]` -> ids `[span_length]` int64."""
+        if codes.ndim != 2:
+            raise ValueError(f"expected image codes [h,w], got {tuple(codes.shape)}")
+        ids = codes.long()
+        if self.row_separator:
+            ids = torch.cat([ids, torch.full((ids.shape[0], 1), self.codebook_size)], dim=1)
+        return ids.reshape(-1)
+
+    def unflatten(self, ids: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """ids `[span_length]` -> codes `[h,w]`; MmtokError if the ids do not fit the layout."""
+        h, w = grid
+        if ids.numel() != self.span_length(grid):
+            raise MmtokError(f"image span has {ids.numel()} ids, a {h}x{w} grid needs {self.span_length(grid)}")
+        rows = ids.long().reshape(h, w + int(self.row_separator))
+        if self.row_separator:
+            if (rows[:, -1] != self.codebook_size).any():
+                raise MmtokError("image span: a row does not end with the row separator")
+            rows = rows[:, :-1]
+        if rows.numel() and (rows.min() < 0 or rows.max() >= self.codebook_size):
+            raise MmtokError(f"image span: ids outside 0..{self.codebook_size - 1}")
+        return rows
+
+
+@dataclass(frozen=True)
+class FrameMajorLayout:
+    codebook_sizes: tuple[int, ...]    # one per level kept
+
+    @property
+    def levels(self) -> int:
+        return len(self.codebook_sizes)
+
+    @property
+    def vocab_size(self) -> int:
+        return sum(self.codebook_sizes)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """`[start, stop)` of each level's ids within the block."""
+        starts = [sum(self.codebook_sizes[:k]) for k in range(self.levels)]
+        return [(s, s + n) for s, n in zip(starts, self.codebook_sizes)]
+
+    def span_length(self, frames: int) -> int:
+        return frames * self.levels
+
+    def allowed(self, position: int, frames: int | None = None) -> tuple[int, int]:
+        """Ids allowed at `position` of a span: the range of level `position % levels`."""
+        return self.ranges()[position % self.levels]
+
+    def flatten(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes `[K,t]` (K >= levels; extra levels are dropped) -> ids `[t*levels]` int64."""
+        if codes.ndim != 2 or codes.shape[0] < self.levels:
+            raise ValueError(f"expected audio codes [K>={self.levels},t], got {tuple(codes.shape)}")
+        offsets = torch.tensor([s for s, _ in self.ranges()])
+        return (codes[: self.levels].long() + offsets[:, None]).T.reshape(-1)
+
+    def unflatten(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids `[t*levels]` -> codes `[levels,t]`; MmtokError if an id is not in its level's range."""
+        if ids.numel() % self.levels:
+            raise MmtokError(f"audio span has {ids.numel()} ids, not a multiple of {self.levels} levels")
+        frames = ids.long().reshape(-1, self.levels).T
+        ranges = torch.tensor(self.ranges())
+        bad = (frames < ranges[:, :1]) | (frames >= ranges[:, 1:])
+        if bad.any():
+            level, frame = (int(i) for i in bad.nonzero()[0])
+            bad_id = int(frames[level, frame])
+            raise MmtokError(f"audio span: frame {frame} level {level} has id {bad_id}, outside that level's range {self.ranges()[level]}")
+        return frames - ranges[:, :1]

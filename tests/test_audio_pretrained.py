@@ -1,0 +1,508 @@
+"""Pretrained transformers codecs (EnCodec, DAC, Mimi) behind the audio contract.
+
+Every model is a tiny random-init one: built from a small config, its codebooks seeded from
+its own latents (transformers initialises EnCodec and Mimi codebooks to zeros, which would
+code everything as 0), saved with transformers' own `save_pretrained`, then loaded through
+`load_pretrained`. References are the transformers models called directly. No mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import safetensors
+import soundfile as sf
+import torch
+from conftest import run_mmtok, write_sample_audio
+from transformers import DacConfig, DacModel, EncodecConfig, EncodecModel, MimiConfig, MimiModel
+
+from mmtok.audio.pretrained import (
+    HFDac,
+    HFEncodec,
+    HFMimi,
+    PretrainedAudioConfig,
+    canonical_hf_config,
+    is_pretrained_spec,
+    load_pretrained,
+)
+from mmtok.errors import MmtokError
+from mmtok.tokenizer import KINDS
+from mmtok.tokens_file import TokenFile
+
+torch.set_num_threads(1)
+
+NAMES = ("encodec", "dac", "mimi")
+ENCODEC_BANDWIDTHS = {2: 1.5, 4: 3.0, 8: 6.0}  # levels -> kbps at 75 frames/s x 10 bits per level
+
+
+def signal(batch: int, channels: int, length: int, sample_rate: int, seed: int = 0) -> torch.Tensor:
+    """`[B,C,T]` in [-1,1]: three random tones per channel plus a little noise."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(length) / sample_rate
+    freqs = torch.rand(batch, channels, 3, 1, generator=g) * 900 + 100
+    tones = torch.sin(2 * math.pi * freqs * t).mean(2)
+    return 0.5 * tones + 0.05 * torch.randn(batch, channels, length, generator=g)
+
+
+def seed_codebooks(codebooks, latents: torch.Tensor, write) -> None:
+    """Set each residual level's codebook to jittered residuals of `latents [N,D]` (about what a
+    k-means init does), so that codes spread over the codebook."""
+    g = torch.Generator().manual_seed(0)
+    residual = latents
+    for codebook in codebooks:
+        picks = residual[torch.randint(len(residual), (codebook.codebook_size,), generator=g)]
+        # jitter: copies of one latent would make exact ties that float noise can break either way
+        write(codebook, picks + 0.3 * residual.std() * torch.randn(picks.shape, generator=g))
+        residual = residual - codebook.decode(codebook.encode(residual))
+
+
+@torch.no_grad()
+def tiny_encodec(**overrides) -> EncodecModel:
+    """24 kHz mono, hop 320 (75 frames/s), 1024 codes: 1.5 / 3 / 6 kbps = 2 / 4 / 8 levels."""
+    torch.manual_seed(0)
+    config = EncodecConfig(target_bandwidths=[1.5, 3.0, 6.0], hidden_size=16, num_filters=4, num_lstm_layers=1, **overrides)
+    model = EncodecModel(config).eval()
+    # Random biases make the decoder output a fixed pattern that hardly depends on the codes
+    # (measured: random codes changed it by 1%); without them it depends on nothing else.
+    for module in model.decoder.modules():
+        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+            module.bias.zero_()
+    model.decoder.layers[-1].conv.parametrizations.weight.original0.mul_(1000)  # from ~5e-4 to ~0.5 peak
+    latents = model.encoder(signal(4, 1, 24000, 24000, seed=9)).transpose(1, 2).reshape(-1, 16)
+    seed_codebooks([layer.codebook for layer in model.quantizer.layers], latents, lambda cb, v: cb.embed.copy_(v))
+    return model
+
+
+@torch.no_grad()
+def tiny_dac() -> DacModel:
+    """16 kHz mono, hop 320 with an odd stride (5, as in the 24 kHz DAC), 4 levels of 64 codes."""
+    torch.manual_seed(0)
+    config = DacConfig(
+        encoder_hidden_size=4,
+        downsampling_ratios=[2, 4, 5, 8],
+        decoder_hidden_size=32,
+        n_codebooks=4,
+        codebook_size=64,
+        codebook_dim=4,
+        sampling_rate=16000,
+    )
+    model = DacModel(config).eval()
+    # DAC's init (std 0.02) makes a decoder that outputs ~0.01 whatever the codes: give the
+    # decoder and the code projections unit gain (std 1/sqrt(fan_in)) instead.
+    projections = [q.out_proj for q in model.quantizer.quantizers]
+    for module in [*model.decoder.modules(), *projections]:
+        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+            fan_in = module.weight[0].numel() if isinstance(module, torch.nn.Conv1d) else module.weight[:, 0].numel()
+            module.weight.normal_(0, fan_in**-0.5)
+    model.decoder.conv2.weight.mul_(0.3)  # peak ~0.5
+    return model
+
+
+@torch.no_grad()
+def tiny_mimi(layers: int = 2, semantic: int = 1) -> MimiModel:
+    """24 kHz mono, hop 1920 (12.5 frames/s), 4 levels of 64 codes, attention window 4 tokens (0.16 s)."""
+    torch.manual_seed(0)
+    config = MimiConfig(
+        hidden_size=16,
+        num_filters=4,
+        codebook_size=64,
+        codebook_dim=8,
+        num_quantizers=4,
+        num_semantic_quantizers=semantic,
+        vector_quantization_hidden_dimension=8,
+        upsample_groups=16,
+        num_hidden_layers=layers,
+        intermediate_size=32,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        sliding_window=4,
+        initializer_range=0.5,
+        layer_scale_initial_scale=1.0,
+    )
+    model = MimiModel(config).eval()  # the init above makes attention matter (with the defaults it hardly does)
+    model.decoder.decoder_seanet.layers[-1].conv.weight.mul_(0.01)  # random init decodes at ~50x full scale
+    latents = model.encoder(signal(4, 1, 48000, 24000, seed=9)).latents
+    quantizer = model.quantizer
+    for rvq in (quantizer.semantic_residual_vector_quantizer, quantizer.acoustic_residual_vector_quantizer):
+        projected = rvq.input_proj(latents).transpose(1, 2).reshape(-1, 8)
+
+        def write(codebook, values):
+            codebook.embed_sum.copy_(values)  # cluster_usage is 1, so embed = embed_sum
+            codebook._embed = None
+
+        seed_codebooks([layer.codebook for layer in rvq.layers], projected, write)
+    return model
+
+
+BUILDERS = {"encodec": tiny_encodec, "dac": tiny_dac, "mimi": tiny_mimi}
+FACTS = {  # sample_rate, channels, hop_length, num_quantizers, codebook_size
+    "encodec": (24000, 1, 320, 8, 1024),
+    "dac": (16000, 1, 320, 4, 64),
+    "mimi": (24000, 1, 1920, 4, 64),
+}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> dict[str, tuple[Path, torch.nn.Module]]:
+    """name -> (folder written by transformers' save_pretrained, the transformers model)."""
+    root = tmp_path_factory.mktemp("hf")
+    out = {}
+    for name, build in BUILDERS.items():
+        model = build()
+        model.save_pretrained(root / name)
+        out[name] = (root / name, model)
+    return out
+
+
+def direct_encode(name: str, model, x: torch.Tensor, levels: int) -> torch.Tensor:
+    """The transformers model's own encode with the explicit number of levels."""
+    with torch.no_grad():
+        if name == "encodec":
+            return model.encode(x, bandwidth=ENCODEC_BANDWIDTHS[levels]).audio_codes[0]
+        if name == "dac":
+            return model.encode(x, n_quantizers=levels).audio_codes
+        return model.encode(x, num_quantizers=levels).audio_codes
+
+
+def direct_decode(name: str, model, codes: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        if name == "encodec":
+            return model.decode(codes[None], [None]).audio_values
+        if name == "dac":
+            return model.decode(audio_codes=codes).audio_values[:, None]
+        return model.decode(codes).audio_values
+
+
+def half_second(tok, batch: int = 2) -> torch.Tensor:
+    """0.5 s plus 7 samples: not a whole number of frames, so encode pads."""
+    return signal(batch, tok.channels, tok.sample_rate // 2 + 7, tok.sample_rate)
+
+
+# -- loading ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_loads_from_a_folder_and_an_hf_spec(saved, name):
+    folder, _ = saved[name]
+    tok = load_pretrained(str(folder))
+    via_hf = load_pretrained("hf:" + str(folder))
+    cls = {"encodec": HFEncodec, "dac": HFDac, "mimi": HFMimi}[name]
+    assert type(tok) is cls and type(via_hf) is cls and KINDS[f"hf-{name}"] is cls
+    assert tok.modality == "audio" and tok.config.model_type == name
+    assert tok.name_or_path == str(folder.resolve()) and via_hf.name_or_path == "hf:" + str(folder.resolve())
+    assert not tok.training and not tok.model.training
+    assert (tok.sample_rate, tok.channels, tok.hop_length, tok.num_quantizers, tok.codebook_size) == FACTS[name]
+    assert tok.codebook_sizes == [FACTS[name][4]] * FACTS[name][3]
+    assert tok.fingerprint == via_hf.fingerprint
+    assert tok.describe()["parameters"] == sum(p.numel() for p in saved[name][1].parameters())
+    assert type(cls.from_pretrained(folder)) is cls
+
+
+def test_is_pretrained_spec(saved, tmp_path):
+    assert is_pretrained_spec("hf:facebook/encodec_24khz") and is_pretrained_spec(saved["dac"][0])
+    assert is_pretrained_spec(str(saved["mimi"][0]))
+    mmtok_folder = tmp_path / "mmtok"
+    mmtok_folder.mkdir()
+    (mmtok_folder / "config.json").write_text(json.dumps({"format_version": 1, "model_type": "dac", "kind": "audio-codec"}))
+    assert not is_pretrained_spec(mmtok_folder)
+    assert not is_pretrained_spec(tmp_path) and not is_pretrained_spec(tmp_path / "nothing-here")
+
+
+# -- codes -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_codes_are_the_transformers_codes(saved, name):
+    tok, model = load_pretrained(saved[name][0]), saved[name][1]
+    x = half_second(tok)
+    codes = tok.encode(x)
+    frames = math.ceil(x.shape[-1] / tok.hop_length)
+    assert codes.shape == (2, tok.num_quantizers, frames) and codes.dtype == torch.int64
+    assert int(codes.min()) >= 0 and int(codes.max()) < tok.codebook_size
+    assert all(codes[:, k].unique().numel() > 3 for k in range(tok.num_quantizers)), "degenerate codes prove nothing"
+    padded = torch.nn.functional.pad(x, (0, frames * tok.hop_length - x.shape[-1]))
+    assert torch.equal(codes, direct_encode(name, model, padded, tok.num_quantizers))
+    for levels in tok.bitrates():  # fewer levels: the model's own codes, and a prefix of all levels
+        fewer = tok.encode(x, num_quantizers=levels)
+        assert torch.equal(fewer, direct_encode(name, model, padded, levels))
+        assert torch.equal(fewer, codes[:, :levels])
+
+
+def encodec_tie_gap(model, x: torch.Tensor, codes: torch.Tensor, other: int, level: int, frame: int) -> float:
+    """How close to a tie `codes[level, frame]` (of `x [1,C,T]`, codes `[K,t]`) and code `other`
+    are: |difference of their squared distances to the residual| / |residual|^2."""
+    with torch.no_grad():
+        residual = model.encoder(x)[0, :, frame]
+        for i in range(level):
+            residual = residual - model.quantizer.layers[i].codebook.embed[codes[i, frame]]
+        embed = model.quantizer.layers[level].codebook.embed
+        gap = ((residual - embed[codes[level, frame]]) ** 2).sum() - ((residual - embed[other]) ** 2).sum()
+        return float(gap.abs() / (residual**2).sum())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_codes_are_deterministic_and_batch_independent(saved, name):
+    tok, model = load_pretrained(saved[name][0]), saved[name][1]
+    ties = 0
+    for seed in (0, 1, 17, 19):
+        x = signal(2, tok.channels, tok.sample_rate // 2, tok.sample_rate, seed=seed)
+        x = torch.nn.functional.pad(x, (0, (-x.shape[-1]) % tok.hop_length))
+        codes = tok.encode(x)
+        assert torch.equal(codes, tok.encode(x))
+        alone = torch.cat([tok.encode(x[:1]), tok.encode(x[1:])])
+        if name != "encodec":
+            assert torch.equal(alone, codes)  # measured: equal on every signal tried
+            continue
+        # EnCodec's convolutions give ~1e-7 different latents for a batch of 1 and of 2, which
+        # can flip a code whose two nearest entries are tied. Measured over 24 signals (14592
+        # codes): 2 such flips, in seeds 17 and 19, with gaps of 1.3e-7 and 3.7e-7. Allow
+        # exactly that: the first level that differs in a frame must be a tie; the levels
+        # after it follow from the flip.
+        for b, level, frame in (alone != codes).nonzero().tolist():
+            if level == 0 or alone[b, level - 1, frame] == codes[b, level - 1, frame]:
+                assert encodec_tie_gap(model, x[b : b + 1], codes[b], int(alone[b, level, frame]), level, frame) < 1e-5
+                ties += 1
+    assert ties <= 4  # rare
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decode_is_the_transformers_decode(saved, name):
+    tok, model = load_pretrained(saved[name][0]), saved[name][1]
+    x = half_second(tok)
+    codes = tok.encode(x)
+    audio = tok.decode(codes)
+    length = codes.shape[-1] * tok.hop_length
+    assert audio.shape == (2, tok.channels, length) and audio.dtype == torch.float32
+    assert float(audio.abs().max()) <= 1 and float(audio.std()) > 1e-2
+    assert tok.decode(codes, length=x.shape[-1]).shape == x.shape
+    reference = direct_decode(name, model, codes).clamp(-1, 1)
+    n = reference.shape[-1]  # DAC with an odd stride decodes 8 samples short: the tail is silence
+    assert n == (length - 8 if name == "dac" else length)
+    assert torch.equal(audio[..., :n], reference) and not audio[..., n:].any()
+    fewest = min(tok.bitrates())
+    coarse = tok.decode(codes[:, :fewest])
+    assert coarse.shape == audio.shape and torch.equal(coarse[..., :n], direct_decode(name, model, codes[:, :fewest]).clamp(-1, 1))
+    assert (coarse - audio).abs().mean() > 0.01 * audio.std()  # measured: 2% (EnCodec) to 60% (Mimi) of the std
+
+
+def test_mimi_codes_follow_changed_weights(saved):
+    """transformers' Mimi codebook caches its entries on first use; the adapter must not (as
+    after load_state_dict, .to(device) or save_pretrained(dtype=...))."""
+    tok = load_pretrained(saved["mimi"][0])
+    x = signal(1, 1, 5 * 1920, 24000)
+    before = tok.encode(x)
+    with torch.no_grad():
+        for name, buffer in tok.model.named_buffers():
+            if name.endswith("embed_sum"):
+                buffer.mul_(-1)
+    after = tok.encode(x)
+    fresh = MimiModel(tok.model.config).eval()
+    fresh.load_state_dict(tok.model.state_dict())
+    assert not torch.equal(after, before) and torch.equal(after, direct_encode("mimi", fresh, x, 4))
+
+
+# -- bitrates --------------------------------------------------------------------------
+def test_encodec_levels_follow_target_bandwidths(saved):
+    tok, model = load_pretrained(saved["encodec"][0]), saved["encodec"][1]
+    assert tok.frame_rate == 75 and tok.bitrates() == {2: 1.5, 4: 3.0, 8: 6.0}
+    assert [tok.levels_for(kbps=k) for k in (1.5, 3, 6.0)] == [2, 4, 8]
+    assert tok.levels_for() == 8 and tok.levels_for(num_quantizers=4) == 4 and tok.kbps(2) == 1.5
+    with pytest.raises(MmtokError, match=r"2 kbps is not a bitrate.*1.5 kbps \(2 levels\), 3 kbps \(4 levels\), 6 kbps \(8 levels\)"):
+        tok.levels_for(kbps=2.0)
+    with pytest.raises(MmtokError, match="--num-quantizers 6 is not offered"):
+        tok.levels_for(num_quantizers=6)
+    with pytest.raises(MmtokError, match="--num-quantizers 6 is not offered"):
+        tok.encode(half_second(tok), num_quantizers=6)
+    # The trap: transformers' bandwidth=None means the LOWEST bandwidth. The adapter's default is all levels.
+    x = signal(1, 1, 38 * 320, 24000)  # whole frames: the direct call below does not pad
+    with torch.no_grad():
+        lowest = model.encode(x).audio_codes[0]
+    codes = tok.encode(x)
+    assert lowest.shape[1] == 2 and codes.shape[1] == 8
+    assert torch.equal(codes, direct_encode("encodec", model, x, 8)) and torch.equal(codes[:, :2], lowest)
+
+
+def test_dac_and_mimi_levels(saved):
+    dac = load_pretrained(saved["dac"][0])
+    assert dac.frame_rate == 50 and dac.kbps(1) == pytest.approx(0.3) and list(dac.bitrates()) == [1, 2, 3, 4]
+    assert dac.levels_for(kbps=0.65) == 2 and dac.levels_for() == 4
+    with pytest.raises(MmtokError, match="outside 1..4"):
+        dac.levels_for(num_quantizers=5)
+    mimi = load_pretrained(saved["mimi"][0])
+    assert mimi.frame_rate == 12.5 and mimi.kbps(1) == pytest.approx(0.075) and mimi.levels_for(num_quantizers=1) == 1
+    # Mimi's semantic levels are always coded: built from an mmtok config (the Tokenizer contract)
+    two_semantic = tiny_mimi(semantic=2)
+    tok = HFMimi(PretrainedAudioConfig("mimi", canonical_hf_config(two_semantic.config)))
+    assert list(tok.bitrates()) == [2, 3, 4] and tok.levels_for(num_quantizers=2) == 2
+    with pytest.raises(MmtokError, match="at least 2 levels"):
+        tok.levels_for(num_quantizers=1)
+
+
+# -- saving ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_save_round_trip_keeps_the_fingerprint(saved, name, tmp_path):
+    tok = load_pretrained(saved[name][0])
+    folder = tok.save_pretrained(tmp_path / "resaved")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert tok.fingerprint in (folder / "README.md").read_text()
+    again = load_pretrained(folder)
+    assert again.fingerprint == tok.fingerprint and again.config == tok.config
+    x = half_second(tok)
+    assert torch.equal(again.encode(x), tok.encode(x))
+    model_class = type(saved[name][1])
+    by_transformers = model_class.from_pretrained(folder).state_dict()
+    assert by_transformers.keys() == tok.model.state_dict().keys()
+    assert all(torch.equal(by_transformers[k], v) for k, v in tok.model.state_dict().items())
+    with torch.no_grad():  # other weights, other fingerprint
+        next(again.parameters()).add_(1e-3)
+    again.invalidate_fingerprint()
+    assert again.fingerprint != tok.fingerprint
+
+
+def test_half_precision_save_keeps_the_fingerprint(saved, tmp_path):
+    tok = load_pretrained(saved["dac"][0])
+    before = tok.fingerprint
+    folder = tok.save_pretrained(tmp_path / "half", dtype=torch.float16)
+    with safetensors.safe_open(folder / "model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    again = load_pretrained(folder)
+    assert tok.fingerprint != before  # the weights were rounded in place ...
+    assert again.fingerprint == tok.fingerprint  # ... so a load reproduces them
+    assert next(again.parameters()).dtype == torch.float32
+
+
+# -- refusals --------------------------------------------------------------------------
+@pytest.mark.parametrize("overrides", [dict(chunk_length_s=0.02, overlap=0.01, normalize=True), dict(normalize=True)])
+def test_encodec_with_per_chunk_scales_is_refused(overrides, tmp_path):
+    model = EncodecModel(EncodecConfig(target_bandwidths=[1.5, 3.0], hidden_size=16, num_filters=4, num_lstm_layers=1, **overrides))
+    model.save_pretrained(tmp_path / "encodec48")
+    with pytest.raises(MmtokError, match="loudness scale per chunk.*encodec_48khz"):
+        load_pretrained(tmp_path / "encodec48")
+    with pytest.raises(MmtokError, match="loudness scale per chunk"):
+        HFEncodec(PretrainedAudioConfig("encodec", canonical_hf_config(model.config)))
+
+
+def _mangle(folder: Path, how: str) -> None:
+    config = folder / "config.json"
+    if how == "no config.json":
+        config.unlink()
+    elif how == "broken config.json":
+        config.write_text(config.read_text()[:40])
+    elif how == "unknown model_type":
+        config.write_text(json.dumps({**json.loads(config.read_text()), "model_type": "bert"}))
+    elif how == "mmtok folder":
+        config.write_text(json.dumps({"format_version": 1, "kind": "audio-codec", "model_type": "dac"}))
+    elif how == "no weights":
+        (folder / "model.safetensors").unlink()
+    elif how == "missing weights":
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(folder / "model.safetensors")
+        save_file({k: v for k, v in state.items() if not k.startswith("decoder.")}, folder / "model.safetensors")
+
+
+@pytest.mark.parametrize("prefix", ["", "hf:"])
+@pytest.mark.parametrize(
+    ("how", "needle"),
+    [
+        ("no folder", "no such folder"),
+        ("no config.json", "missing config.json"),
+        ("broken config.json", "not valid JSON"),
+        ("unknown model_type", "'bert' is not a supported audio codec"),
+        ("mmtok folder", "mmtok.load"),
+        ("no weights", "cannot load the model weights"),
+        ("missing weights", "the weights lack"),
+    ],
+)
+def test_bad_folders_are_one_line_errors(saved, tmp_path, how, needle, prefix):
+    folder = tmp_path / "model"
+    if how != "no folder":
+        saved["dac"][1].save_pretrained(folder)
+        _mangle(folder, how)
+    spec = prefix + str(folder)
+    with pytest.raises(MmtokError, match=needle) as err:
+        load_pretrained(spec)
+    assert "\n" not in str(err.value) and (str(folder) in str(err.value))
+
+
+def test_unreachable_hub_is_an_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    # huggingface_hub reads both when it is imported (already done), so set its copies too
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(MmtokError, match=r"hf:facebook/encodec_24khz: cannot read the model config.*HF_HUB_OFFLINE") as err:
+        load_pretrained("hf:facebook/encodec_24khz")
+    assert "\n" not in str(err.value)
+    with pytest.raises(MmtokError, match="no such folder"):
+        load_pretrained("hf:./not-here")
+    with pytest.raises(MmtokError, match="no such folder"):
+        load_pretrained("hf:")
+
+
+# -- chunked coding --------------------------------------------------------------------
+def chunked_vs_whole(tok, seconds: float = 3.0, chunk_seconds: float = 0.25) -> tuple[float, float]:
+    """(fraction of codes that chunked encoding gets the same as whole encoding, max |chunked
+    decode - whole decode| of the same codes) on a signal much longer than the chunks."""
+    x = signal(1, tok.channels, int(seconds * tok.sample_rate), tok.sample_rate, seed=3)
+    codes = tok.encode(x)
+    chunked = tok.encode_chunked(x, chunk_seconds=chunk_seconds)
+    assert chunked.shape == codes.shape
+    whole_audio = tok.decode(codes)
+    chunked_audio = tok.decode_chunked(codes, chunk_seconds=chunk_seconds)
+    assert chunked_audio.shape == whole_audio.shape
+    return (chunked == codes).float().mean().item(), (chunked_audio - whole_audio).abs().max().item()
+
+
+def test_chunked_dac_is_exact(saved):
+    """DAC is all convolutions: its history and lookahead cover the receptive field."""
+    tok = load_pretrained(saved["dac"][0])
+    assert tok.encode_lookahead > 0 and tok.decode_lookahead > 0  # not causal
+    same, diff = chunked_vs_whole(tok)
+    assert same == 1.0 and diff < 1e-5  # measured: 1.0 and 5e-7 (float rounding; audio std 0.15)
+
+
+def test_chunked_encodec_is_approximate(saved):
+    """The LSTM makes the context unbounded; `lstm_context_seconds` trades exactness for work."""
+    tok = load_pretrained(saved["encodec"][0])
+    assert tok.encode_lookahead == 0 and tok.decode_lookahead == 0  # causal
+    assert tok.lstm_context_seconds == 3.0
+    same, diff = chunked_vs_whole(tok)  # the context covers the whole 3 s signal: exact
+    assert same == 1.0 and diff < 1e-5  # measured: 1.0 and 2e-7
+    tok.lstm_context_seconds = 0.1
+    same, diff = chunked_vs_whole(tok)
+    assert 0.9 < same < 1.0 and 0 < diff < 1e-3  # measured: 0.949 and 5.7e-5 (audio std 0.13)
+    tok.lstm_context_seconds = 0.0  # convolutions only: clearly worse, so the context is used
+    same_none, diff_none = chunked_vs_whole(tok)
+    assert same_none < same - 0.1 and diff_none > 10 * diff  # measured: 0.674 and 1.8e-3
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_chunked_mimi_is_exact_with_one_layer_and_close_with_more(layers, tmp_path):
+    """One attention window is the whole context of one layer; with more layers it is approximate."""
+    tiny_mimi(layers=layers).save_pretrained(tmp_path / "mimi")
+    tok = load_pretrained(tmp_path / "mimi")
+    assert tok.encode_lookahead == 0 and tok.decode_lookahead == 0  # causal
+    same, diff = chunked_vs_whole(tok)
+    if layers == 1:
+        assert same == 1.0 and diff < 1e-5  # measured: 1.0 and 1.8e-7
+    else:
+        assert 0.9 < same < 1.0 and diff < 1e-5  # measured: 0.967 and 6.9e-7 (audio std 0.09)
+
+
+def test_cli_roundtrip_with_a_pretrained_codec(saved, tmp_path):
+    """`mmtok encode -t hf:/folder --kbps`: the token file records the spec, so `mmtok decode`
+    finds the codec again without -t; `mmtok info` describes it."""
+    folder = saved["encodec"][0]
+    tok = load_pretrained(folder)
+    write_sample_audio(tmp_path / "in.wav", 0.5, 44100, seed=3)
+    spec = f"hf:{folder}"
+    result = run_mmtok("encode", tmp_path / "in.wav", "-t", spec, "-o", tmp_path / "in.mmtok", "--kbps", "1.5")
+    assert result.returncode == 0, result.stderr
+    tf = TokenFile.load(tmp_path / "in.mmtok")
+    assert tf.tokenizer == "hf-encodec" and tf.tokenizer_path == spec and tf.codes.shape[0] == tok.levels_for(kbps=1.5)
+    result = run_mmtok("decode", tmp_path / "in.mmtok", "-o", tmp_path / "out.wav")
+    assert result.returncode == 0, result.stderr
+    assert sf.info(tmp_path / "out.wav").samplerate == 44100 and sf.info(tmp_path / "out.wav").frames == 22050
+    info = run_mmtok("info", spec)
+    assert info.returncode == 0 and "hf-encodec" in info.stdout and "kbps_by_levels" in info.stdout
