@@ -114,8 +114,18 @@ def child_speed(args: argparse.Namespace) -> dict:
     def run_encodec_decode():
         return encodec.decode(encoded.audio_codes, encoded.audio_scales, last_frame_pad_length=encoded.last_frame_pad_length)
 
+    def run_stream_encode():
+        # What a real-time client does: 80 ms pieces (6 frames at 75 Hz) as they arrive; each
+        # push recomputes the encoder's history, so this is slower than one whole-signal call.
+        stream = tok.stream_encoder(num_quantizers=levels)
+        piece = round(0.08 * tok.sample_rate)
+        for i in range(0, x.shape[-1], piece):
+            stream.push(x[..., i : i + piece])
+        return stream.flush()
+
     ops = {
         ("ours", "encode"): lambda: tok.encode(x, num_quantizers=levels),
+        ("ours", "stream-encode 80 ms"): run_stream_encode,
         ("ours", "decode"): lambda: tok.decode(codes, length=x.shape[-1]),
         ("encodec", "encode"): lambda: encodec.encode(x_encodec, bandwidth=args.kbps),
         ("encodec", "decode"): run_encodec_decode,

@@ -8,16 +8,13 @@ clear line.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import give_usual_mode
+from mmtok.files import replace_directory
 from mmtok.tokenizer import KINDS, Tokenizer, config_from_dict, config_to_dict
 
 FORMAT_VERSION = 1
@@ -53,10 +50,8 @@ def save_tokenizer(
             for k, v in live.items():
                 v.copy_(state[k])  # round the model itself, so its fingerprint is what load gives
     tok.invalidate_fingerprint()  # weights may have changed since the fingerprint was cached
-    directory = directory.resolve()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         safetensors.torch.save_file(state, tmp / WEIGHTS_NAME, metadata={"kind": tok.kind})
         meta = {
             "format_version": FORMAT_VERSION,
@@ -66,20 +61,9 @@ def save_tokenizer(
             "config": config_to_dict(tok.config),
         }
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-        card = model_card if model_card is not None else _existing_card(directory, tok)
-        (tmp / CARD_NAME).write_text(card)
-        give_usual_mode(tmp)
-        if directory.exists():
-            # Keep files we do not own (e.g. a recipe) by moving ours over one by one.
-            for name in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME):
-                os.replace(tmp / name, directory / name)
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+        (tmp / CARD_NAME).write_text(model_card if model_card is not None else _existing_card(directory, tok))
+
+    return replace_directory(directory, fill)
 
 
 def _existing_card(directory: Path, tok: Tokenizer) -> str:

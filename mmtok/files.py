@@ -4,6 +4,7 @@ output naming and all-or-nothing output (`Transaction`)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +29,28 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def replace_directory(directory: Path, fill: Callable[[Path], None]) -> Path:
+    """Write a folder atomically: `fill(tmp)` builds it in a temp folder next to `directory`,
+    which is then renamed into place. If `directory` exists, the files `fill` wrote are moved
+    over it one by one, keeping files it did not write (e.g. a recipe next to a tokenizer)."""
+    directory = directory.resolve()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        fill(tmp)
+        give_usual_mode(tmp)
+        if directory.exists():
+            for item in tmp.iterdir():
+                os.replace(item, directory / item.name)
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
 
 
 def expand_inputs(inputs: Iterable[str | Path], suffixes: set[str], what: str) -> list[Path]:

@@ -31,9 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +41,7 @@ from torch import nn
 
 from mmtok.audio.base import AudioTokenizer
 from mmtok.errors import MmtokError
-from mmtok.files import give_usual_mode
+from mmtok.files import replace_directory
 from mmtok.tokenizer import register_kind
 
 HF_PREFIX = "hf:"
@@ -238,25 +235,14 @@ class PretrainedAudioCodec(AudioTokenizer):
                         tensor.copy_(tensor.to(dtype))
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in self.model.state_dict().items()}
         self.invalidate_fingerprint()
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+
+        def fill(tmp: Path) -> None:
             self.model.save_pretrained(tmp, state_dict=state)
             existing = directory / "README.md"
-            if model_card is None:
-                model_card = existing.read_text() if existing.is_file() else self._model_card()
-            (tmp / "README.md").write_text(model_card)
-            give_usual_mode(tmp)
-            if directory.exists():  # keep files we do not own; replace ours one by one
-                for item in tmp.iterdir():
-                    os.replace(item, directory / item.name)
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return directory
+            card = model_card if model_card is not None else existing.read_text() if existing.is_file() else self._model_card()
+            (tmp / "README.md").write_text(card)
+
+        return replace_directory(directory, fill)
 
     def _model_card(self) -> str:
         rates = ", ".join(f"{k} levels = {kbps:g} kbps" for k, kbps in self.bitrates().items())
