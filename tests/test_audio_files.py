@@ -161,3 +161,28 @@ def test_quality_figures_are_sane(codec_dir):
     assert si_sdr(x, x).item() > 80
     tok = mmtok.load(codec_dir)
     assert si_sdr(tok.decode(tok.encode(x), length=x.shape[-1]), x).item() < 10
+
+
+class Counter:
+    """A minimal progress sink (what a tqdm bar offers): `total`, `update(n)`."""
+
+    def __init__(self):
+        self.total, self.n, self.calls = None, 0.0, 0
+
+    def update(self, n):
+        self.n += n
+        self.calls += 1
+
+
+def test_progress_counts_seconds_of_audio(codec_dir, audio_folder, tmp_path):
+    """Long files show progress within the file: one update per block, ending at the total."""
+    from mmtok.audio.files import decode_audio_files, encode_audio_files
+
+    tok = mmtok.load(codec_dir)
+    enc = Counter()
+    encode_audio_files(tok, [audio_folder], tmp_path / "tok", progress=enc, chunk_seconds=0.1)
+    assert enc.total == pytest.approx(0.7 + 0.5 + 0.3 + 0.4 + 0.6, abs=0.01) and enc.n == pytest.approx(enc.total, abs=0.01)
+    assert enc.calls >= 25  # 0.1 s blocks
+    dec = Counter()
+    decode_audio_files(tok, [tmp_path / "tok"], tmp_path / "out", progress=dec, chunk_seconds=0.1)
+    assert dec.n == pytest.approx(dec.total, abs=0.01) and dec.calls >= 25

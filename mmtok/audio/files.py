@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -27,11 +28,19 @@ from mmtok.tokens_file import SUFFIX, TokenFile
 CHUNK_SECONDS = 10.0
 
 
-def encode_audio(tok: AudioTokenizer, path: str | Path, levels: int | None = None, chunk_seconds: float = CHUNK_SECONDS) -> TokenFile:
-    """Encode one audio file to a `TokenFile` (codes `[levels,t]`)."""
+def encode_audio(
+    tok: AudioTokenizer, path: str | Path, levels: int | None = None, chunk_seconds: float = CHUNK_SECONDS,
+    on_progress: Callable[[float], None] | None = None,
+) -> TokenFile:
+    """Encode one audio file to a `TokenFile` (codes `[levels,t]`); `on_progress(seconds)`
+    is called after each block with the seconds of audio it held."""
     blocks = AudioBlocks(path, tok.sample_rate, tok.channels, block_seconds=chunk_seconds)
     stream = tok.stream_encoder(levels, chunk_seconds)
-    parts = [stream.push(block[None]) for block in blocks]
+    parts = []
+    for block in blocks:
+        parts.append(stream.push(block[None]))
+        if on_progress:
+            on_progress(block.shape[-1] / tok.sample_rate)
     codes = torch.cat([*parts, stream.flush()], dim=-1)[0]
     info = blocks.info
     original = {
@@ -41,8 +50,12 @@ def encode_audio(tok: AudioTokenizer, path: str | Path, levels: int | None = Non
     return TokenFile.from_codes(tok, codes, original, Path(path).name)
 
 
-def decode_audio(tok: AudioTokenizer, tf: TokenFile, out: Path, source: str = "codes", chunk_seconds: float = CHUNK_SECONDS) -> Path:
-    """Decode a `TokenFile` to `out` (wav/flac) at its original sample rate and length, atomically."""
+def decode_audio(
+    tok: AudioTokenizer, tf: TokenFile, out: Path, source: str = "codes", chunk_seconds: float = CHUNK_SECONDS,
+    on_progress: Callable[[float], None] | None = None,
+) -> Path:
+    """Decode a `TokenFile` to `out` (wav/flac) at its original sample rate and length,
+    atomically; `on_progress(seconds)` is called with the seconds of audio each piece adds."""
     rate, length, codec_samples = _original(tf, source)
     decoder = tok.stream_decoder(chunk_seconds)
     step = decoder.chunk_frames
@@ -52,6 +65,8 @@ def decode_audio(tok: AudioTokenizer, tf: TokenFile, out: Path, source: str = "c
             piece = piece[0, :, : max(codec_samples - emitted, 0)]  # drop the padding of the last frame
             emitted += piece.shape[-1]
             writer.write(piece)
+            if on_progress:
+                on_progress(piece.shape[-1] / tok.sample_rate)
     return out
 
 
@@ -72,33 +87,32 @@ def _original(tf: TokenFile, source: str) -> tuple[int, int, int]:
 
 def encode_audio_files(
     tok: AudioTokenizer, inputs: Iterable[str | Path], out: Path, levels: int | None = None,
-    on_progress: Callable[[int], None] | None = None, chunk_seconds: float = CHUNK_SECONDS,
+    progress: Progress | None = None, chunk_seconds: float = CHUNK_SECONDS,
 ) -> list[Path]:
     """Encode audio files/folders to `.mmtok` files under `out` (or to `out` for one file).
 
     Every header is checked before any output is written; if a file turns out corrupt
-    mid-way, everything this call wrote is removed.
+    mid-way, everything this call wrote is removed. `progress` (e.g. a tqdm bar) gets its
+    `total` set to the seconds of audio and is `update`d as blocks are coded.
     """
     files, roots = collect(inputs, AUDIO_SUFFIXES, "audio")
     targets = output_paths(files, roots, out, SUFFIX, single_file_ok=out.suffix == SUFFIX)
-    for f in files:
-        audio_info(f)
+    seconds = sum(audio_info(f).seconds for f in files)
+    update = _start(progress, seconds)
     with Transaction() as tx:
         for f, target in zip(files, targets):
-            tx.add(encode_audio(tok, f, levels, chunk_seconds).save(target))
-            if on_progress:
-                on_progress(1)
+            tx.add(encode_audio(tok, f, levels, chunk_seconds, update).save(target))
     return targets
 
 
 def decode_audio_files(
     tok: AudioTokenizer, inputs: Iterable[str | Path], out: Path, audio_suffix: str = ".wav",
-    on_progress: Callable[[int], None] | None = None, chunk_seconds: float = CHUNK_SECONDS,
+    progress: Progress | None = None, chunk_seconds: float = CHUNK_SECONDS,
 ) -> list[Path]:
     """Decode `.mmtok` files/folders to audio under `out` (or to `out` for one file).
 
     Every token file is checked (tokenizer fingerprint, code range, levels) before any
-    audio is written.
+    audio is written. `progress` as in `encode_audio_files`.
     """
     files, roots = collect(inputs, {SUFFIX}, "token")
     targets = output_paths(files, roots, out, audio_suffix, single_file_ok=out.suffix.lower() in WRITE_SUFFIXES)
@@ -106,9 +120,21 @@ def decode_audio_files(
     for tf, f in zip(loaded, files):
         tf.check_tokenizer(tok, f)
         _original(tf, str(f))
+    update = _start(progress, sum(_original(tf, str(f))[2] for tf, f in zip(loaded, files)) / tok.sample_rate)
     with Transaction() as tx:
         for tf, f, target in zip(loaded, files, targets):
-            tx.add(decode_audio(tok, tf, target, str(f), chunk_seconds))
-            if on_progress:
-                on_progress(1)
+            tx.add(decode_audio(tok, tf, target, str(f), chunk_seconds, update))
     return targets
+
+
+class Progress(Protocol):
+    total: float | None
+
+    def update(self, n: float) -> object: ...
+
+
+def _start(progress: Progress | None, seconds: float) -> Callable[[float], None] | None:
+    if progress is None:
+        return None
+    progress.total = seconds
+    return progress.update

@@ -37,8 +37,8 @@ def encode(inputs: tuple[Path, ...], tokenizer: str, out: Path, batch_size: int,
         from mmtok.audio.files import encode_audio_files
 
         levels = tok.levels_for(kbps=kbps, num_quantizers=num_quantizers)
-        with tqdm(desc=f"encode {tok.kbps(levels):g} kbps", unit="file", disable=None) as bar:
-            written = encode_audio_files(tok, inputs, out, levels, on_progress=bar.update)
+        with tqdm(desc=f"encode {tok.kbps(levels):g} kbps", unit="s", unit_scale=True, disable=None) as bar:  # seconds of audio
+            written = encode_audio_files(tok, inputs, out, levels, progress=bar)
     else:
         if kbps is not None or num_quantizers is not None:
             raise MmtokError(f"{tokenizer}: --kbps / --num-quantizers apply to audio tokenizers; {tok.kind} is an image tokenizer")
@@ -64,11 +64,12 @@ def decode(inputs: tuple[Path, ...], tokenizer: str | None, out: Path, fmt: str 
     fmt = fmt or DEFAULT_FORMAT[tok.modality]
     if fmt not in FORMATS[tok.modality]:
         raise MmtokError(f"--format {fmt} does not fit a {tok.modality} tokenizer; use one of {FORMATS[tok.modality]}")
-    with tqdm(desc="decode", unit="file", disable=None) as bar:
+    audio = tok.modality == "audio"  # audio progress counts seconds of audio, images count files
+    with tqdm(desc="decode", unit="s" if audio else "file", unit_scale=audio, disable=None) as bar:
         if tok.modality == "audio":
             from mmtok.audio.files import decode_audio_files
 
-            written = decode_audio_files(tok, inputs, out, f".{fmt}", on_progress=bar.update)
+            written = decode_audio_files(tok, inputs, out, f".{fmt}", progress=bar)
         else:
             from mmtok.image.files import decode_token_files
 
