@@ -42,13 +42,7 @@ def save_tokenizer(
     shipped file. The in-memory weights are rounded to it first, in place, so the recorded
     fingerprint is the one a later `load` (which casts back to float32) reproduces.
     """
-    live = tok.state_dict()
-    state = {k: v.detach().cpu().contiguous() for k, v in live.items()}
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-        with torch.no_grad():
-            for k, v in live.items():
-                v.copy_(state[k])  # round the model itself, so its fingerprint is what load gives
+    state = rounded_state(tok, dtype)
     tok.invalidate_fingerprint()  # weights may have changed since the fingerprint was cached
 
     def fill(tmp: Path) -> None:
@@ -64,6 +58,20 @@ def save_tokenizer(
         (tmp / CARD_NAME).write_text(model_card if model_card is not None else _existing_card(directory, tok))
 
     return replace_directory(directory, fill)
+
+
+def rounded_state(module: torch.nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """`module`'s state dict on the CPU, floating-point tensors cast to `dtype` (all kept as
+    they are when None). The module's own weights are rounded to `dtype` in place, so its
+    fingerprint is the one a later float32 load of this state reproduces."""
+    live = module.state_dict()
+    state = {k: v.detach().cpu().contiguous() for k, v in live.items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        with torch.no_grad():
+            for k, v in live.items():
+                v.copy_(state[k])
+    return state
 
 
 def _existing_card(directory: Path, tok: Tokenizer) -> str:

@@ -16,6 +16,7 @@ from `config.json` alone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -95,6 +96,21 @@ class Tokenizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def eval_mode(self):
+        """Eval mode inside the block, the previous mode restored after (encode / decode run
+        in it, so calling them mid-training leaves training mode on)."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
     def token_layout(self, **options: Any):
         """How codes of one item flatten into an LLM id sequence (see `mmtok.layout`)."""
         raise NotImplementedError
@@ -152,9 +168,9 @@ class Tokenizer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Tokenizer:
-        from mmtok.checkpoint import load_tokenizer
+        import mmtok
 
-        tok = load_tokenizer(Path(directory))
+        tok = mmtok.load(directory)  # also pretrained transformers codecs (audio/pretrained.py)
         if not isinstance(tok, cls):
             raise MmtokError(f"{directory}: holds a '{tok.kind}' tokenizer, not {cls.__name__}")
         return tok

@@ -116,16 +116,16 @@ class AudioTokenizer(Tokenizer):
         self._check_audio(x)
         levels = self.levels_for(num_quantizers=num_quantizers)
         pad = (-x.shape[-1]) % self.hop_length
-        with self._eval():
-            return self._encode_frames(torch.nn.functional.pad(x.to(self._device), (0, pad)), levels)
+        with self.eval_mode():
+            return self._encode_frames(torch.nn.functional.pad(x.to(self.device), (0, pad)), levels)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """codes `[B,k,t]` (k <= K: the first k levels) -> audio `[B,C,t*hop]` in [-1,1],
         cropped to `length` samples if given."""
         self._check_codes_layout(codes)
-        with self._eval():
-            x = self._decode_frames(codes.to(self._device).long()).clamp(-1, 1)
+        with self.eval_mode():
+            x = self._decode_frames(codes.to(self.device).long()).clamp(-1, 1)
         return x if length is None else x[..., :length]
 
     def check_codes(self, codes: torch.Tensor, source: str = "codes") -> None:
@@ -172,26 +172,6 @@ class AudioTokenizer(Tokenizer):
         x = torch.cat([*parts, dec.flush()], dim=-1)
         return x if length is None else x[..., :length]
 
-    @property
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def _eval(self):
-        return _EvalMode(self)
-
-
-class _EvalMode:
-    """Context manager: eval mode inside, the previous mode restored after."""
-
-    def __init__(self, module: torch.nn.Module):
-        self.module, self.was_training = module, module.training
-
-    def __enter__(self):
-        self.module.eval()
-
-    def __exit__(self, *exc):
-        self.module.train(self.was_training)
-
 
 class StreamingEncoder:
     """Feed audio `[B,C,n]` in pieces of any size, get codes `[B,k,m]` as soon as they are final.
@@ -208,8 +188,8 @@ class StreamingEncoder:
     """
 
     def __init__(self, tok: AudioTokenizer, levels: int, chunk_seconds: float = 10.0):
-        self.tok, self.levels, hop = tok, levels, tok.hop_length
-        self.hop = hop
+        hop = tok.hop_length
+        self.tok, self.levels, self.hop = tok, levels, hop
         self.chunk_samples = max(1, round(chunk_seconds * tok.sample_rate / hop)) * hop
         self.history = math.ceil(tok.encode_history / hop) * hop       # whole frames of context
         self.lookahead = math.ceil(tok.encode_lookahead / hop) * hop
@@ -220,7 +200,7 @@ class StreamingEncoder:
 
     @torch.no_grad()
     def push(self, piece: torch.Tensor, final: bool = False) -> torch.Tensor:
-        piece = piece.to(self.tok._device, torch.float32)
+        piece = piece.to(self.tok.device, torch.float32)
         self.buffer = piece if self.buffer is None else torch.cat([self.buffer, piece], dim=-1)
         end = self.buffer_start + self.buffer.shape[-1]
         if final:  # pad the last frame with silence, as whole-signal encoding does
@@ -235,8 +215,7 @@ class StreamingEncoder:
             out.append(self._code(stop))
         self._trim()
         if not out:
-            b, c = self.buffer.shape[:2]
-            return torch.zeros(b, self.levels, 0, dtype=torch.long, device=self.buffer.device)
+            return torch.zeros(self.buffer.shape[0], self.levels, 0, dtype=torch.long, device=self.buffer.device)
         return torch.cat(out, dim=-1)
 
     def flush(self) -> torch.Tensor:
@@ -251,7 +230,7 @@ class StreamingEncoder:
         # inputs at the edge exactly as in whole-signal coding (extra silence would not).
         window_end = min(stop * self.hop + self.lookahead, self.signal_end or math.inf)
         window = self.buffer[..., start - self.buffer_start : window_end - self.buffer_start]
-        with self.tok._eval():
+        with self.tok.eval_mode():
             codes = self.tok._encode_frames(window, self.levels)
         first, count = self.next_frame - start // self.hop, stop - self.next_frame
         self.next_frame = stop
@@ -281,7 +260,7 @@ class StreamingDecoder:
 
     @torch.no_grad()
     def push(self, codes: torch.Tensor, final: bool = False) -> torch.Tensor:
-        codes = codes.to(self.tok._device).long()
+        codes = codes.to(self.tok.device).long()
         self.buffer = codes if self.buffer is None else torch.cat([self.buffer, codes], dim=-1)
         end = self.buffer_start + self.buffer.shape[-1]
         ready = end if final else max(end - self.lookahead, self.next_frame)
@@ -290,7 +269,7 @@ class StreamingDecoder:
             stop = min(ready, self.next_frame + self.chunk_frames)
             start = max(0, self.next_frame - self.history)
             window = self.buffer[..., start - self.buffer_start : min(end, stop + self.lookahead) - self.buffer_start]
-            with self.tok._eval():
+            with self.tok.eval_mode():
                 audio = self.tok._decode_frames(window).clamp(-1, 1)
             out.append(audio[..., (self.next_frame - start) * self.hop : (stop - start) * self.hop])
             self.next_frame = stop

@@ -4,8 +4,8 @@
     decode_audio_files(tok, ["tokens/"], Path("recon/"))
 
 Encoding reads blocks (resampled to the tokenizer's rate, mixed to its channels) into a
-`StreamingEncoder`; decoding feeds a `StreamingDecoder` into an `AudioWriter` at the
-file's original sample rate, trimmed to its original length. Peak memory is a few chunks,
+`StreamingEncoder`; decoding feeds a `StreamingDecoder` into an `AudioWriter` (inside
+`atomic_write`) at the file's original sample rate, trimmed to its original length. Peak memory is a few chunks,
 not the file. The token file's `original` records `sample_rate`, `channels`,
 `num_samples` (at the original rate) and `codec_samples` (at the tokenizer's rate).
 Decoded files have the tokenizer's channel count (a mono codec gives mono files).
@@ -21,8 +21,8 @@ import torch
 
 from mmtok.audio.base import AudioTokenizer
 from mmtok.errors import MmtokError
-from mmtok.files import Transaction, collect, output_paths
-from mmtok.media.audio import AUDIO_SUFFIXES, WRITE_SUFFIXES, AudioBlocks, AudioWriter, audio_info
+from mmtok.files import Transaction, atomic_write, collect, output_paths
+from mmtok.media.audio import AUDIO_SUFFIXES, WRITE_SUFFIXES, AudioBlocks, AudioWriter, audio_info, check_write_suffix
 from mmtok.tokens_file import SUFFIX, TokenFile
 
 CHUNK_SECONDS = 10.0
@@ -56,17 +56,22 @@ def decode_audio(
 ) -> Path:
     """Decode a `TokenFile` to `out` (wav/flac) at its original sample rate and length,
     atomically; `on_progress(seconds)` is called with the seconds of audio each piece adds."""
+    out = Path(out)
     rate, length, codec_samples = _original(tf, source)
-    decoder = tok.stream_decoder(chunk_seconds)
-    step = decoder.chunk_frames
-    emitted = 0
-    with AudioWriter(out, tok.sample_rate, rate, tok.channels, num_samples=length) as writer:
-        for piece in _decoded_pieces(decoder, tf.codes, step):
-            piece = piece[0, :, : max(codec_samples - emitted, 0)]  # drop the padding of the last frame
-            emitted += piece.shape[-1]
-            writer.write(piece)
-            if on_progress:
-                on_progress(piece.shape[-1] / tok.sample_rate)
+    check_write_suffix(out)
+
+    def write(tmp: Path) -> None:
+        decoder = tok.stream_decoder(chunk_seconds)
+        emitted = 0
+        with AudioWriter(tmp, tok.sample_rate, rate, tok.channels, num_samples=length) as writer:
+            for piece in _decoded_pieces(decoder, tf.codes, decoder.chunk_frames):
+                piece = piece[0, :, : max(codec_samples - emitted, 0)]  # drop the padding of the last frame
+                emitted += piece.shape[-1]
+                writer.write(piece)
+                if on_progress:
+                    on_progress(piece.shape[-1] / tok.sample_rate)
+
+    atomic_write(out, write)
     return out
 
 
@@ -117,10 +122,11 @@ def decode_audio_files(
     files, roots = collect(inputs, {SUFFIX}, "token")
     targets = output_paths(files, roots, out, audio_suffix, single_file_ok=out.suffix.lower() in WRITE_SUFFIXES)
     loaded = [TokenFile.load(f) for f in files]
+    codec_samples = 0
     for tf, f in zip(loaded, files):
         tf.check_tokenizer(tok, f)
-        _original(tf, str(f))
-    update = _start(progress, sum(_original(tf, str(f))[2] for tf, f in zip(loaded, files)) / tok.sample_rate)
+        codec_samples += _original(tf, str(f))[2]
+    update = _start(progress, codec_samples / tok.sample_rate)
     with Transaction() as tx:
         for tf, f, target in zip(loaded, files, targets):
             tx.add(decode_audio(tok, tf, target, str(f), chunk_seconds, update))

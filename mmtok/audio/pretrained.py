@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from mmtok.audio.base import AudioTokenizer
+from mmtok.checkpoint import rounded_state
 from mmtok.errors import MmtokError
 from mmtok.files import replace_directory
 from mmtok.tokenizer import register_kind
@@ -227,13 +228,7 @@ class PretrainedAudioCodec(AudioTokenizer):
         float32) reproduces.
         """
         directory = Path(directory).resolve()
-        state = None
-        if dtype is not None:
-            with torch.no_grad():
-                for tensor in self.model.state_dict().values():
-                    if tensor.is_floating_point():
-                        tensor.copy_(tensor.to(dtype))
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in self.model.state_dict().items()}
+        state = None if dtype is None else rounded_state(self.model, dtype)
         self.invalidate_fingerprint()
 
         def fill(tmp: Path) -> None:
@@ -253,13 +248,6 @@ class PretrainedAudioCodec(AudioTokenizer):
             f"- fingerprint: `{self.fingerprint}`\n\nLoad with `transformers.{self.hf_model_class}.from_pretrained` "
             "or `mmtok.audio.pretrained.load_pretrained`. Licence and training data: see the original model.\n"
         )
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> PretrainedAudioCodec:
-        tok = load_pretrained(directory)
-        if not isinstance(tok, cls):
-            raise MmtokError(f"{directory}: holds a '{tok.kind}' tokenizer, not {cls.__name__}")
-        return tok
 
 
 @register_kind

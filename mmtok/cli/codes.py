@@ -66,7 +66,7 @@ def decode(inputs: tuple[Path, ...], tokenizer: str | None, out: Path, fmt: str 
         raise MmtokError(f"--format {fmt} does not fit a {tok.modality} tokenizer; use one of {FORMATS[tok.modality]}")
     audio = tok.modality == "audio"  # audio progress counts seconds of audio, images count files
     with tqdm(desc="decode", unit="s" if audio else "file", unit_scale=audio, disable=None) as bar:
-        if tok.modality == "audio":
+        if audio:
             from mmtok.audio.files import decode_audio_files
 
             written = decode_audio_files(tok, inputs, out, f".{fmt}", progress=bar)

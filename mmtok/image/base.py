@@ -81,12 +81,8 @@ class ImageTokenizer(Tokenizer):
         """`[B,3,H,W]` float in [-1,1] -> codes `[B,ceil(H/f),ceil(W/f)]` int64."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images [B,3,H,W], got shape {tuple(x.shape)}")
-        was_training = self.training
-        self.eval()
-        try:
-            return self._encode_padded(self.pad(x.to(self._device)))
-        finally:
-            self.train(was_training)
+        with self.eval_mode():
+            return self._encode_padded(self.pad(x.to(self.device)))
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -94,16 +90,8 @@ class ImageTokenizer(Tokenizer):
         if codes.ndim != 3:
             raise ValueError(f"expected codes [B,h,w], got shape {tuple(codes.shape)}")
         self.check_codes(codes)
-        was_training = self.training
-        self.eval()
-        try:
-            x = self._decode_ids(codes.to(self._device).long()).clamp(-1, 1)
-        finally:
-            self.train(was_training)
+        with self.eval_mode():
+            x = self._decode_ids(codes.to(self.device).long()).clamp(-1, 1)
         if size is not None:
             x = x[..., : size[0], : size[1]]
         return x
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device

@@ -8,15 +8,13 @@ Tensors are `[C,T]` float32 in [-1,1]. Reading converts to what a tokenizer take
   cannot exceed it); NaN / infinite samples, empty files and unreadable files are errors.
 
 `AudioBlocks` reads a file of any length in blocks with a streaming resampler, so an hour of
-audio never sits in memory; `AudioWriter` writes blocks to a temp file renamed into place
-on success, so a failed decode leaves nothing behind.
+audio never sits in memory; `AudioWriter` writes blocks the same way. Callers wrap it in
+`files.atomic_write` (as `write_audio` does), so a failed decode leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import soxr
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import give_usual_mode
+from mmtok.files import atomic_write
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
 WRITE_SUFFIXES = {".wav", ".flac"}
@@ -139,27 +137,27 @@ def read_audio(path: str | Path, sample_rate: int, channels: int) -> torch.Tenso
     return torch.cat(parts, dim=-1)
 
 
-class AudioWriter:
-    """Write `[C,n]` blocks at `rate_in` to `path` at `rate_out` (wav or flac, 16-bit), atomically.
+def check_write_suffix(path: Path) -> None:
+    if path.suffix.lower() not in WRITE_SUFFIXES:
+        raise MmtokError(f"{path}: can only write {sorted(WRITE_SUFFIXES)} audio; change the output suffix")
 
-        with AudioWriter(path, 24000, 44100, channels=1, num_samples=N) as w:
+
+class AudioWriter:
+    """Write `[C,n]` blocks at `rate_in` to `path` at `rate_out` (wav or flac by suffix, 16-bit).
+
+        atomic_write(out, lambda tmp: ...)   # around it, for all-or-nothing output
+        with AudioWriter(tmp, 24000, 44100, channels=1, num_samples=N) as w:
             w.write(block)
     `num_samples` (at `rate_out`) pads or trims the end to restore an original length exactly.
     """
 
     def __init__(self, path: str | Path, rate_in: int, rate_out: int, channels: int, num_samples: int | None = None):
         self.path = Path(path)
-        if self.path.suffix.lower() not in WRITE_SUFFIXES:
-            raise MmtokError(f"{self.path}: can only write {sorted(WRITE_SUFFIXES)} audio; change the output suffix")
         self.rate_in, self.rate_out, self.channels, self.num_samples = rate_in, rate_out, channels, num_samples
         self.written = 0
 
     def __enter__(self) -> AudioWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(name)
-        self.file = sf.SoundFile(str(self.tmp), "w", self.rate_out, self.channels, subtype="PCM_16")
+        self.file = sf.SoundFile(str(self.path), "w", self.rate_out, self.channels, subtype="PCM_16")
         self.resampler = None
         if self.rate_in != self.rate_out:
             self.resampler = soxr.ResampleStream(self.rate_in, self.rate_out, self.channels, dtype="float32", quality="HQ")
@@ -181,19 +179,21 @@ class AudioWriter:
                     self.write(torch.zeros(self.channels, 0), last=True)
                 if self.num_samples is not None and self.written < self.num_samples:
                     self.file.write(np.zeros((self.num_samples - self.written, self.channels), dtype=np.float32))
-            self.file.close()
-            if exc_type is None:
-                give_usual_mode(self.tmp)
-                os.replace(self.tmp, self.path)
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self.file.close()
 
 
 def write_audio(path: str | Path, x: torch.Tensor, sample_rate: int) -> Path:
     """Write `[C,T]` float in [-1,1] to `path` (wav or flac, 16-bit), atomically."""
-    with AudioWriter(path, sample_rate, sample_rate, x.shape[0]) as w:
-        w.write(x)
-    return Path(path)
+    path = Path(path)
+    check_write_suffix(path)
+
+    def write(tmp: Path) -> None:
+        with AudioWriter(tmp, sample_rate, sample_rate, x.shape[0]) as w:
+            w.write(x)
+
+    atomic_write(path, write)
+    return path
 
 
 def _reason(err: Exception) -> str:
