@@ -8,6 +8,8 @@ TOKENIZER ?= tokenizers_trained/mmtok-image-f8
 SAMPLES ?= tests/media/images
 AUDIO_TOKENIZER ?= tokenizers_trained/mmtok-audio-24k
 AUDIO_SAMPLES ?= tests/media/audio
+VIDEO_TOKENIZER ?= tokenizers_trained/mmtok-video-f8t4
+VIDEO_SAMPLES ?= tests/media/video
 KBPS ?= 6
 DEMO_OUT ?= demo_out
 
@@ -33,7 +35,11 @@ demo: install
 	$(BIN)/mmtok encode $(AUDIO_SAMPLES) -t $(AUDIO_TOKENIZER) -o $(DEMO_OUT)/audio-tokens --kbps $(KBPS)
 	$(BIN)/mmtok decode $(DEMO_OUT)/audio-tokens -o $(DEMO_OUT)/audio-recon
 	$(BIN)/mmtok compare $(AUDIO_SAMPLES) $(DEMO_OUT)/audio-recon
-	@echo "token files in $(DEMO_OUT)/tokens and $(DEMO_OUT)/audio-tokens, reconstructions in $(DEMO_OUT)/recon and $(DEMO_OUT)/audio-recon"
+	$(BIN)/mmtok info $(VIDEO_TOKENIZER)
+	$(BIN)/mmtok encode $(VIDEO_SAMPLES) -t $(VIDEO_TOKENIZER) -o $(DEMO_OUT)/video-tokens
+	$(BIN)/mmtok decode $(DEMO_OUT)/video-tokens -o $(DEMO_OUT)/video-recon
+	$(BIN)/mmtok compare $(VIDEO_SAMPLES) $(DEMO_OUT)/video-recon
+	@echo "token files in $(DEMO_OUT)/{tokens,audio-tokens,video-tokens}, reconstructions in $(DEMO_OUT)/{recon,audio-recon,video-recon}"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -25,12 +25,15 @@ __version__ = "0.1.0"
 
 def load(path: str | Path) -> Tokenizer:
     """Load a tokenizer: a folder written by `save_pretrained` (config.json +
-    model.safetensors; strict, no pickle), or a pretrained codec from transformers: a hub id
-    `hf:facebook/encodec_24khz` or a folder saved by transformers (EnCodec, DAC, Mimi).
-    Raises MmtokError with the reason."""
+    model.safetensors; strict, no pickle), or a pretrained model from transformers: a hub id
+    `hf:facebook/encodec_24khz` or a folder saved by transformers (audio: EnCodec, DAC, Mimi;
+    image + video: Emu3's VQ-VAE, e.g. `hf:BAAI/Emu3-Gen-hf`). Raises MmtokError with the reason."""
     from mmtok.audio.pretrained import is_pretrained_spec, load_pretrained
     from mmtok.checkpoint import load_tokenizer
+    from mmtok.video.pretrained import is_emu3_spec, load_emu3
 
+    if is_emu3_spec(path):  # before the audio check, which accepts every hf: spec
+        return load_emu3(path)
     if is_pretrained_spec(path):
         return load_pretrained(path)
     return load_tokenizer(Path(path))

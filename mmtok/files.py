@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 from mmtok.errors import MmtokError
 
@@ -129,3 +130,19 @@ class Transaction:
         if exc_type is not None:
             for path in self.written:
                 path.unlink(missing_ok=True)
+
+
+class Progress(Protocol):
+    """What the file commands report progress to (a tqdm bar fits)."""
+
+    total: float | None
+
+    def update(self, n: float) -> object: ...
+
+
+def start_progress(progress: Progress | None, total: float) -> Callable[[float], object] | None:
+    """Set `progress.total` and return its `update` (None without a progress bar)."""
+    if progress is None:
+        return None
+    progress.total = total
+    return progress.update

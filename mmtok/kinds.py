@@ -2,3 +2,4 @@
 
 import mmtok.audio  # noqa: F401
 import mmtok.image  # noqa: F401
+import mmtok.video  # noqa: F401

@@ -10,6 +10,8 @@ use, so constrained generation can mask logits and parsing can check what a mode
 - `FrameMajorLayout` (residual audio): codes `[K,t]` as t0k0, t0k1, ..., t0k(K-1), t1k0, ...;
   level `k` has its own range `[offset_k, offset_k + size_k)`, so a model always knows which
   level it is writing. `levels` keeps only the first k levels (a lower bitrate).
+- `VideoLayout` (video): codes `[t,h,w]` frame by frame, each in raster order, with optional
+  row and frame separator ids (the last ids of the block).
 """
 
 from __future__ import annotations
@@ -116,3 +118,78 @@ class FrameMajorLayout:
             bad_id = int(frames[level, frame])
             raise MmtokError(f"audio span: frame {frame} level {level} has id {bad_id}, outside that level's range {self.ranges()[level]}")
         return frames - ranges[:, :1]
+
+
+@dataclass(frozen=True)
+class VideoLayout:
+    """Video codes `[t,h,w]`: frame by frame, each frame in raster order. Optional
+    separators: `row_separator` ends every row (id `codebook_size`), `frame_separator` ends
+    every latent frame (the next id), so grids of any size and length survive flattening."""
+
+    codebook_size: int
+    row_separator: bool = False
+    frame_separator: bool = False
+
+    @property
+    def vocab_size(self) -> int:
+        return self.codebook_size + int(self.row_separator) + int(self.frame_separator)
+
+    @property
+    def separator_id(self) -> int | None:
+        return self.codebook_size if self.row_separator else None
+
+    @property
+    def frame_separator_id(self) -> int | None:
+        return self.codebook_size + int(self.row_separator) if self.frame_separator else None
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(0, self.codebook_size)]
+
+    def _frame_length(self, h: int, w: int) -> int:
+        return h * (w + int(self.row_separator)) + int(self.frame_separator)
+
+    def span_length(self, grid: tuple[int, int, int]) -> int:
+        t, h, w = grid
+        return t * self._frame_length(h, w)
+
+    def allowed(self, position: int, grid: tuple[int, int, int]) -> tuple[int, int]:
+        """Ids allowed at `position` of a span for `grid`: `[start, stop)`."""
+        _, h, w = grid
+        within = position % self._frame_length(h, w)
+        if self.frame_separator and within == self._frame_length(h, w) - 1:
+            return (self.frame_separator_id, self.frame_separator_id + 1)
+        if self.row_separator and within % (w + 1) == w:
+            return (self.codebook_size, self.codebook_size + 1)
+        return (0, self.codebook_size)
+
+    def flatten(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes `[t,h,w]` -> ids `[span_length]` int64."""
+        if codes.ndim != 3:
+            raise ValueError(f"expected video codes [t,h,w], got {tuple(codes.shape)}")
+        ids = codes.long()
+        t, h, _ = ids.shape
+        if self.row_separator:
+            ids = torch.cat([ids, torch.full((t, h, 1), self.codebook_size)], dim=2)
+        ids = ids.reshape(t, -1)
+        if self.frame_separator:
+            ids = torch.cat([ids, torch.full((t, 1), self.frame_separator_id)], dim=1)
+        return ids.reshape(-1)
+
+    def unflatten(self, ids: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """ids `[span_length]` -> codes `[t,h,w]`; MmtokError if the ids do not fit the layout."""
+        t, h, w = grid
+        if ids.numel() != self.span_length(grid):
+            raise MmtokError(f"video span has {ids.numel()} ids, a {t}x{h}x{w} grid needs {self.span_length(grid)}")
+        frames = ids.long().reshape(t, self._frame_length(h, w))
+        if self.frame_separator:
+            if (frames[:, -1] != self.frame_separator_id).any():
+                raise MmtokError("video span: a frame does not end with the frame separator")
+            frames = frames[:, :-1]
+        rows = frames.reshape(t, h, w + int(self.row_separator))
+        if self.row_separator:
+            if (rows[..., -1] != self.codebook_size).any():
+                raise MmtokError("video span: a row does not end with the row separator")
+            rows = rows[..., :-1]
+        if rows.numel() and (rows.min() < 0 or rows.max() >= self.codebook_size):
+            raise MmtokError(f"video span: ids outside 0..{self.codebook_size - 1}")
+        return rows

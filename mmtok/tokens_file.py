@@ -45,11 +45,25 @@ def smallest_dtype(max_code: int) -> torch.dtype:
     return torch.int32 if max_code < 2**31 else torch.int64
 
 
+def code_range(codes: torch.Tensor, chunk: int = 1 << 22) -> tuple[int, int]:
+    """(min, max) of integer codes, computed in chunks: torch has no min / max kernels for
+    uint16, and widening a whole hour of video codes at once would take GBs."""
+    if not codes.numel():
+        return 0, 0
+    flat = codes.reshape(-1)
+    low, high = None, None
+    for i in range(0, flat.numel(), chunk):
+        part = flat[i : i + chunk].to(torch.int64)
+        low = int(part.min()) if low is None else min(low, int(part.min()))
+        high = int(part.max()) if high is None else max(high, int(part.max()))
+    return low, high
+
+
 @dataclass
 class TokenFile:
     """Codes of one media item and the facts needed to decode them."""
 
-    codes: torch.Tensor                # per-item layout, e.g. image [h,w], audio [K,t]
+    codes: torch.Tensor                # per-item layout, e.g. image [h,w], audio [K,t], video [t,h,w]
     modality: str
     tokenizer: str
     fingerprint: str
@@ -64,9 +78,11 @@ class TokenFile:
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename)."""
         path = Path(path)
-        if self.codes.dtype.is_floating_point or (self.codes.numel() and int(self.codes.min()) < 0):
-            raise MmtokError(f"{path}: codes must be non-negative integers, got {self.codes.dtype} with min {self.codes.min()}")
-        max_code = int(self.codes.max()) if self.codes.numel() else 0
+        if self.codes.dtype.is_floating_point:
+            raise MmtokError(f"{path}: codes must be non-negative integers, got {self.codes.dtype}")
+        min_code, max_code = code_range(self.codes)
+        if min_code < 0:
+            raise MmtokError(f"{path}: codes must be non-negative integers, got min {min_code}")
         codes = self.codes.to(smallest_dtype(max_code)).contiguous()
         meta = {
             "format": TOKENS_FORMAT,

@@ -25,7 +25,9 @@ import mmtok
 from mmtok.audio import AudioCodec, AudioCodecConfig
 from mmtok.image import ImageDVAE, ImageDVAEConfig, ImageVQ, ImageVQConfig
 from mmtok.media.audio import write_audio
+from mmtok.media.video import write_video
 from mmtok.quantize import QuantizerConfig
+from mmtok.video import VideoCausalVQ, VideoCausalVQConfig
 
 # One intra-op thread: the models are tiny, and on a busy 2-core machine a second spinning
 # thread makes each conv ~100x slower (measured: 0.4 s vs 4 ms for a 37x51 encode).
@@ -220,3 +222,42 @@ def image_folder(tmp_path_factory) -> Path:
     write_image(root / "odd.png", sample_image(37, 53, seed=4))
     write_image(root / "sub" / "d.png", sample_image(29, 30, seed=5))
     return root
+
+
+# A tiny causal video tokenizer: 4x4 pixels x 4 frames per code, 125 codes.
+TINY_VIDEO = VideoCausalVQConfig(
+    patch_size=2, channels=8, channel_mult=(1, 2, 2), downsample=("st", "t"), latent_dim=3,
+    quantizer=QuantizerConfig(kind="fsq", fsq_levels=(5, 5, 5)),
+)
+
+
+def make_video_tokenizer(seed: int = 0, **changes) -> VideoCausalVQ:
+    """A fresh random-init tiny video tokenizer (TINY_VIDEO with `changes`), reproducible from `seed`."""
+    import dataclasses
+
+    torch.manual_seed(seed)
+    return VideoCausalVQ(dataclasses.replace(TINY_VIDEO, **changes)).eval()
+
+
+def sample_video(frames: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A `[3,T,H,W]` float video in [-1,1]: a sample image panned and zoomed slowly (a Ken
+    Burns move, like most of the corpus), with a small square moving across it."""
+    base = sample_image(2 * height, 2 * width, seed).float() / 127.5 - 1
+    out = torch.empty(3, frames, height, width)
+    for t in range(frames):
+        top, left = t % height, (2 * t) % width
+        out[:, t] = base[:, top : top + height, left : left + width]
+        y, x = (3 * t) % max(height - 4, 1), (5 * t) % max(width - 4, 1)
+        out[:, t, y : y + 4, x : x + 4] = 1.0
+    return out
+
+
+def write_sample_video(path: Path, frames: int, height: int, width: int, fps: float = 12.0, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(path, sample_video(frames, height, width, seed), fps)
+
+
+@pytest.fixture(scope="session")
+def video_tok_dir(tmp_path_factory) -> Path:
+    """The tiny video tokenizer (seed 0), saved."""
+    return make_video_tokenizer().save_pretrained(tmp_path_factory.mktemp("video-tok") / "tiny-video")

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
 
 import torch
 
 from mmtok.audio.base import AudioTokenizer
 from mmtok.errors import MmtokError
-from mmtok.files import Transaction, atomic_write, collect, output_paths
+from mmtok.files import Progress, Transaction, atomic_write, collect, output_paths, start_progress
 from mmtok.media.audio import AUDIO_SUFFIXES, WRITE_SUFFIXES, AudioBlocks, AudioWriter, audio_info, check_write_suffix
 from mmtok.tokens_file import SUFFIX, TokenFile
 
@@ -103,7 +102,7 @@ def encode_audio_files(
     files, roots = collect(inputs, AUDIO_SUFFIXES, "audio")
     targets = output_paths(files, roots, out, SUFFIX, single_file_ok=out.suffix == SUFFIX)
     seconds = sum(audio_info(f).seconds for f in files)
-    update = _start(progress, seconds)
+    update = start_progress(progress, seconds)
     with Transaction() as tx:
         for f, target in zip(files, targets):
             tx.add(encode_audio(tok, f, levels, chunk_seconds, update).save(target))
@@ -126,21 +125,8 @@ def decode_audio_files(
     for tf, f in zip(loaded, files):
         tf.check_tokenizer(tok, f)
         codec_samples += _original(tf, str(f))[2]
-    update = _start(progress, codec_samples / tok.sample_rate)
+    update = start_progress(progress, codec_samples / tok.sample_rate)
     with Transaction() as tx:
         for tf, f, target in zip(loaded, files, targets):
             tx.add(decode_audio(tok, tf, target, str(f), chunk_seconds, update))
     return targets
-
-
-class Progress(Protocol):
-    total: float | None
-
-    def update(self, n: float) -> object: ...
-
-
-def _start(progress: Progress | None, seconds: float) -> Callable[[float], None] | None:
-    if progress is None:
-        return None
-    progress.total = seconds
-    return progress.update

@@ -43,9 +43,8 @@ from mmtok.audio.base import AudioTokenizer
 from mmtok.checkpoint import rounded_state
 from mmtok.errors import MmtokError
 from mmtok.files import replace_directory
+from mmtok.hf_spec import HF_PREFIX, resolve_spec
 from mmtok.tokenizer import register_kind
-
-HF_PREFIX = "hf:"
 
 # Config keys that record where and how a model was saved, not what it computes. They are left
 # out of the fingerprinted config so that a save / load round trip keeps the fingerprint.
@@ -484,19 +483,8 @@ def load_pretrained(spec: str | Path) -> PretrainedAudioCodec:
     set to the spec ("hf:" + the absolute path for hf:/local specs, the absolute path for
     plain folders) so token files can find the tokenizer again. Failures raise MmtokError.
     """
-    text = str(spec)
-    if text.startswith(HF_PREFIX):
-        target = text[len(HF_PREFIX) :]
-        local = Path(target).expanduser()
-        if target and local.is_dir():
-            _check_local(local, text)
-            return _load(str(local), text, HF_PREFIX + str(local.resolve()), hub=False)
-        if not target or target.startswith(("/", ".", "~")) or local.exists():
-            raise MmtokError(f"{text}: no such folder; give hf:ORG/NAME for a hub model or hf:/path/to/a/transformers/folder")
-        return _load(target, text, text, hub=True)
-    directory = Path(text).expanduser()
-    _check_local(directory, text)
-    return _load(str(directory), text, str(directory.resolve()), hub=False)
+    where, name_or_path, hub = resolve_spec(spec, _check_local)
+    return _load(where, str(spec), name_or_path, hub=hub)
 
 
 def _check_local(directory: Path, spec: str) -> None:

@@ -3,7 +3,7 @@
 A and B are two files, or two folders whose files are paired by relative path without
 suffix (so `photos/cat.jpg` pairs with `recon/cat.png`, `speech/a.flac` with `recon/a.wav`).
 Images: PSNR / SSIM. Audio (compared as mono at the original's sample rate): multi-scale
-mel distance, SI-SDR and STOI.
+mel distance, SI-SDR and STOI. Video: PSNR / SSIM averaged over frames and temporal flicker.
 """
 
 from __future__ import annotations
@@ -16,16 +16,27 @@ from mmtok.errors import MmtokError
 from mmtok.files import collect
 from mmtok.media.audio import AUDIO_SUFFIXES
 from mmtok.media.image import IMAGE_SUFFIXES
+from mmtok.media.video import VIDEO_SUFFIXES
+
+SUFFIXES = {"image": IMAGE_SUFFIXES, "video": VIDEO_SUFFIXES, "audio": AUDIO_SUFFIXES}
+
+
+def _modality(suffix: str) -> str | None:
+    return next((m for m, suffixes in SUFFIXES.items() if suffix.lower() in suffixes), None)
 
 
 def pair_files(a: Path, b: Path) -> tuple[str, list[tuple[Path, Path]]]:
     """(modality, [(original, reconstruction), ...])."""
     if a.is_file() and b.is_file():
-        return ("audio" if a.suffix.lower() in AUDIO_SUFFIXES else "image"), [(a, b)]
+        modality = _modality(a.suffix)
+        if modality is None:
+            raise MmtokError(f"{a}: not an image, audio or video file")
+        return modality, [(a, b)]
     if not (a.is_dir() and b.is_dir()):
         raise MmtokError(f"{a} / {b}: pass two files or two folders")
-    has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in a.rglob("*"))
-    modality, suffixes = ("image", IMAGE_SUFFIXES) if has_images else ("audio", AUDIO_SUFFIXES)
+    found = {_modality(p.suffix) for p in a.rglob("*") if p.is_file()} - {None}
+    modality = next((m for m in SUFFIXES if m in found), "image")  # the first kind present
+    suffixes = SUFFIXES[modality]
     files_a, _ = collect([a], suffixes, modality)
     files_b, _ = collect([b], suffixes, modality)
     by_stem = {f.relative_to(b).with_suffix(""): f for f in files_b}
@@ -59,13 +70,29 @@ def audio_scores(fa: Path, fb: Path) -> dict[str, float]:
     return {"mel": float(mel_distance(y, x, rate)), "SI-SDR": float(si_sdr(y, x)), "STOI": float(stoi(y, x, rate))}
 
 
+def video_scores(fa: Path, fb: Path) -> dict[str, float]:
+    from mmtok.eval.video_metrics import frame_psnr, frame_ssim, temporal_flicker
+    from mmtok.media.video import read_video
+
+    x, y = read_video(fa), read_video(fb)
+    # yuv420p stores odd sizes one pixel larger (media/video.py): compare the original's area.
+    y = y[:, :, : x.shape[2], : x.shape[3]]
+    if x.shape != y.shape:
+        raise MmtokError(f"{fb}: {y.shape[1]} frames of {tuple(y.shape[2:])} differ from {fa} {x.shape[1]} of {tuple(x.shape[2:])}")
+    return {"PSNR": float(frame_psnr(x, y).mean()), "SSIM": float(frame_ssim(x, y).mean()), "flicker": temporal_flicker(x, y)}
+
+
+SCORES = {"image": image_scores, "audio": audio_scores, "video": video_scores}
+
+
 @click.command()
 @click.argument("originals", type=click.Path(path_type=Path))
 @click.argument("reconstructions", type=click.Path(path_type=Path))
 def compare(originals: Path, reconstructions: Path) -> None:
-    """Print quality of RECONSTRUCTIONS against ORIGINALS (images: PSNR dB, SSIM; audio: mel distance, SI-SDR dB, STOI)."""
+    """Print quality of RECONSTRUCTIONS against ORIGINALS (images: PSNR dB, SSIM; audio: mel
+    distance, SI-SDR dB, STOI; video: PSNR dB, SSIM per frame, temporal flicker)."""
     modality, pairs = pair_files(originals, reconstructions)
-    scores = image_scores if modality == "image" else audio_scores
+    scores = SCORES[modality]
     rows = []
     for fa, fb in pairs:
         rows.append(scores(fa, fb))

@@ -32,6 +32,9 @@ def info(path: Path, as_json: bool) -> None:
         elif tok.modality == "audio":
             facts.update(sample_rate=tok.sample_rate, channels=tok.channels, hop_length=tok.hop_length,
                          frame_rate=tok.frame_rate, kbps_by_levels=tok.bitrates())
+        elif tok.modality == "video":
+            facts.update(spatial_downsample=tok.spatial_downsample, temporal_downsample=tok.temporal_downsample,
+                         first_frame_alone=tok.first_frame_alone)
     else:
         raise MmtokError(f"{path}: not a tokenizer folder or {SUFFIX} file; check the path")
     if as_json:

@@ -45,6 +45,13 @@ def train_audio(**options) -> None:
     _train("audio", **options)
 
 
+@train.command("video")
+@_train_options("videos (mp4, webm, mov, mkv, avi, gif)")
+def train_video(**options) -> None:
+    """Train a causal video tokenizer (3-D conv + FSQ/VQ) on the videos under DATA."""
+    _train("video", **options)
+
+
 def _train(
     modality: str, data: Path, out: Path, config: Path | None, steps: int | None, resume: bool, stop_after: int | None,
     no_progress: bool,

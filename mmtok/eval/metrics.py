@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.nn import functional as F
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -18,21 +17,29 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).float()
+    return g / g.sum()
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM `[B]` (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5,
-    K1=0.01, K2=0.03, mean over channels and valid positions); inputs in [-1,1]."""
+    K1=0.01, K2=0.03, mean over channels and valid positions); inputs in [-1,1].
+
+    The Gaussian is applied as two 1-D passes of shifted slices in float64: the same numbers
+    as an 11x11 depthwise conv2d, ~10x faster on CPU, which has no fast float64 depthwise
+    kernel (it matters for video: every frame is scored)."""
     x = (x.clamp(-1, 1).double() + 1) / 2
     y = (y.clamp(-1, 1).double() + 1) / 2
-    c = x.shape[1]
-    win = _gaussian_window().double().expand(c, 1, 11, 11)
-    blur = lambda t: F.conv2d(t, win, groups=c)
+    g = _gaussian_1d()
+    k = g.shape[0]
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        h, w = t.shape[-2:]
+        rows = sum(g[i] * t[..., i : h - k + 1 + i, :] for i in range(k))
+        return sum(g[i] * rows[..., i : w - k + 1 + i] for i in range(k))
+
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
     var_y = blur(y * y) - mu_y**2

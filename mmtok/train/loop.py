@@ -28,9 +28,10 @@ from mmtok.train.audio_task import AudioTask
 from mmtok.train.image_task import ImageTask
 from mmtok.train.recipe import Recipe
 from mmtok.train.state import load_train_state, save_train_state
+from mmtok.train.video_task import VideoTask
 
-# Per modality: data, losses, progress figure and discriminator (see image_task / audio_task).
-TASKS = {"image": ImageTask, "audio": AudioTask}
+# Per modality: data, losses, progress figure and discriminator (see the *_task modules).
+TASKS = {"image": ImageTask, "audio": AudioTask, "video": VideoTask}
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:

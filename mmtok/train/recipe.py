@@ -56,7 +56,18 @@ class AudioTrainConfig(TrainConfig):
     feature_weight: float = 2.0       # feature matching, with the discriminator on
 
 
-TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {"image": ImageTrainConfig, "audio": AudioTrainConfig}
+@dataclass(frozen=True)
+class VideoTrainConfig(TrainConfig):
+    batch_size: int = 8
+    clip_frames: int = 9              # 1 + a multiple of the temporal factor
+    crop_size: int = 64               # random square crops, multiple of the spatial factor
+    max_frame_stride: int = 2         # clips take every k-th frame, k drawn from 1..this
+    l1_weight: float = 1.0
+    l2_weight: float = 1.0
+    temporal_weight: float = 1.0      # L1 between frame differences (flicker)
+
+
+TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {"image": ImageTrainConfig, "audio": AudioTrainConfig, "video": VideoTrainConfig}
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,7 @@ class Recipe:
         return yaml.safe_dump(data, sort_keys=False)
 
 
-DEFAULT_KIND = {"image": "image-vq", "audio": "audio-codec"}
+DEFAULT_KIND = {"image": "image-vq", "audio": "audio-codec", "video": "video-causal-vq"}
 
 
 def load_recipe(path: Path | None, modality: str) -> Recipe:
