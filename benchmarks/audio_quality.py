@@ -14,7 +14,6 @@ audio (examples/) into --out. ffmpeg is installed with apt-get when it is missin
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import shlex
@@ -28,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import heldout_files, spread
 
 import mmtok
 from mmtok.errors import MmtokError
 from mmtok.eval.audio_metrics import mel_distance, si_sdr, stoi
-from mmtok.files import atomic_write, expand_inputs
+from mmtok.files import atomic_write
 from mmtok.media.audio import AUDIO_SUFFIXES, read_audio, write_audio
-from mmtok.train.recipe import load_recipe
 
 SUBSETS = ("speech", "music")
 OURS, OPUS = "ours", "opus"
@@ -64,28 +63,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- held-out set -------------------------------------------------------------------------------
 def heldout_clips(data: Path, recipe: Path, subset: str) -> dict[str, list[Path]]:
-    """{subset: held-out files}: files under `data/<subset>` whose name matches an `exclude`
-    glob of the recipe (the rule training used to leave them out)."""
-    exclude = load_recipe(recipe, "audio").train.exclude
-    if not exclude:
-        raise MmtokError(f"{recipe}: the recipe has no `exclude` globs, so there is no held-out set to evaluate")
+    """{subset: held-out files under `data/<subset>`} (see `bench_common.heldout_files`)."""
     out = {}
     for name in SUBSETS if subset == "all" else (subset,):
         folder = data / name
         if not folder.is_dir():
             raise MmtokError(f"{folder}: no such folder; --data must hold {' and '.join(SUBSETS)} folders")
-        files = [f for f in expand_inputs([folder], AUDIO_SUFFIXES, "audio") if any(fnmatch.fnmatch(f.name, g) for g in exclude)]
-        if not files:
-            raise MmtokError(f"{folder}: no file matches the recipe's exclude globs {list(exclude)}; check --data, --recipe")
-        out[name] = files
+        out[name] = heldout_files(folder, recipe, "audio", AUDIO_SUFFIXES)
     return out
-
-
-def spread(items: list[Path], n: int | None) -> list[Path]:
-    """`n` items evenly spaced through the sorted list (all voices / pieces, not just the first)."""
-    if n is None or n >= len(items):
-        return items
-    return [items[round(i * (len(items) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
 # -- Opus through ffmpeg ------------------------------------------------------------------------

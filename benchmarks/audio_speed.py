@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shlex
 import shutil
 import statistics
@@ -35,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_common import measure_peak
 
 FILE_RATE = 24_000   # the long test files are written at this rate (the tokenizer resamples if it differs)
 
@@ -176,27 +177,7 @@ def child_make_audio(args: argparse.Namespace) -> dict:
             "source": f"{len(clips)} clips of {args.data}, repeated" if clips else "synthetic"}
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0), so the next peak is the operation's own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def child_memory(args: argparse.Namespace, mode: str) -> dict:
-    import gc
-    import resource
-
     torch, tok = _setup(args)
     from mmtok.audio.files import decode_audio, encode_audio
     from mmtok.tokens_file import TokenFile
@@ -226,19 +207,7 @@ def child_memory(args: argparse.Namespace, mode: str) -> dict:
             tok.decode(codes, length=round(seconds * tok.sample_rate))
     else:
         raise SystemExit(f"error: unknown measurement {mode}")
-    gc.collect()
-    load_peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    baseline = _status_kib("VmRSS") or load_peak
-    exact = _reset_peak()
-    start = time.perf_counter()
-    with torch.inference_mode():
-        run()
-    wall = time.perf_counter() - start
-    peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"mode": mode, "seconds_audio": seconds, "wall_s": wall, "baseline_mib": baseline / 1024, "load_peak_mib": load_peak / 1024,
-            "peak_mib": peak / 1024, "peak_above_baseline_mib": (peak - baseline) / 1024,
-            # Without clear_refs the high-water mark may still be the loading peak: then only an upper bound.
-            "exact": exact or peak > load_peak}
+    return {"mode": mode, "seconds_audio": seconds, **measure_peak(run)}
 
 
 # -- driver (standard library only) ----------------------------------------------------------

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_common import heldout_files, spread
 from tqdm.auto import tqdm
 
 import mmtok
@@ -31,7 +32,7 @@ from mmtok.eval.image_report import (
     save_reconstruction_grid,
 )
 from mmtok.eval.kmeans_baseline import PatchKMeans
-from mmtok.files import atomic_write, expand_inputs
+from mmtok.files import atomic_write
 from mmtok.media.image import IMAGE_SUFFIXES, read_image
 from mmtok.train.image_data import training_files
 from mmtok.train.recipe import load_recipe
@@ -56,24 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def split(data: Path, recipe: Path) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files): held out = matching the recipe's exclude globs,
-    with the same matching rule the training loop used."""
-    exclude = load_recipe(recipe, "image").train.exclude
-    if not exclude:
-        raise MmtokError(f"{recipe}: the recipe has no `exclude` globs, so there is no held-out set to evaluate")
-    train = training_files(data, exclude)
-    kept = set(train)
-    heldout = [f for f in expand_inputs([data], IMAGE_SUFFIXES, "image") if f not in kept]
-    if not heldout:
-        raise MmtokError(f"{data}: no file matches the recipe's exclude globs {list(exclude)}; check --data, --recipe")
+    """(training files, held-out files), by the same exclude rule the training loop used."""
+    heldout = heldout_files(data, recipe, "image", IMAGE_SUFFIXES)
+    train = training_files(data, load_recipe(recipe, "image").train.exclude)
     return train, heldout
-
-
-def spread(items: list[Path], n: int | None) -> list[Path]:
-    """`n` items evenly spaced through the sorted list (all sources, not just the first)."""
-    if n is None or n >= len(items):
-        return items
-    return [items[round(i * (len(items) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
 def grid_choice(files: list[Path], n: int) -> list[Path]:

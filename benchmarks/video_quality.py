@@ -15,7 +15,6 @@ into --out.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import io
 import json
 import math
@@ -30,15 +29,15 @@ import av
 import numpy as np
 import torch
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
+from bench_common import heldout_files, spread
 
 import mmtok
 from mmtok.errors import MmtokError
 from mmtok.eval.metrics import psnr, ssim
 from mmtok.eval.video_metrics import flicker_per_transition
-from mmtok.files import atomic_write, expand_inputs
+from mmtok.files import atomic_write
 from mmtok.media.image import from_model, to_model
 from mmtok.media.video import VIDEO_SUFFIXES, frame_rate, read_video, video_info
-from mmtok.train.recipe import load_recipe
 
 OURS, H264, IMAGE = "ours", "h264", "image-per-frame"
 METHOD_TITLES = {OURS: "ours (video tokenizer)", H264: "H.264 (libx264, same bits)", IMAGE: "image tokenizer per frame"}
@@ -67,26 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "frames_strip.jpg (default: two evaluated clips of different sources)")
     p.add_argument("--strip-frames", type=int, default=6, help="frames per row of frames_strip.jpg")
     return p.parse_args(argv)
-
-
-# -- held-out set -------------------------------------------------------------------------------
-def heldout_clips(data: Path, recipe: Path) -> list[Path]:
-    """Files under `data` whose name matches an `exclude` glob of the recipe (the rule
-    training used to leave them out), sorted."""
-    exclude = load_recipe(recipe, "video").train.exclude
-    if not exclude:
-        raise MmtokError(f"{recipe}: the recipe has no `exclude` globs, so there is no held-out set to evaluate")
-    files = [f for f in expand_inputs([data], VIDEO_SUFFIXES, "video") if any(fnmatch.fnmatch(f.name, g) for g in exclude)]
-    if not files:
-        raise MmtokError(f"{data}: no file matches the recipe's exclude globs {list(exclude)}; check --data, --recipe")
-    return files
-
-
-def spread(items: list[Path], n: int | None) -> list[Path]:
-    """`n` items evenly spaced through the sorted list (all sources, not just the first)."""
-    if n is None or n >= len(items):
-        return items
-    return [items[round(i * (len(items) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
 def source_of(name: str) -> str:
@@ -375,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     tok = load_kind(args.tokenizer, "video")
     img = load_kind(args.image_tokenizer, "image") if args.image_tokenizer else None
     recipe = args.recipe or args.tokenizer / "recipe.yaml"
-    heldout = heldout_clips(args.data, recipe)
+    heldout = heldout_files(args.data, recipe, "video", VIDEO_SUFFIXES)
     evaluated = spread(heldout, args.clips)
     figure_names = figure_choice(evaluated, args.figure_clips)
     load_s = time.perf_counter() - start

@@ -38,6 +38,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_common import measure_peak
+
 FPS = 25
 WIDTH, HEIGHT = 1280, 720
 PROGRESS_EVERY_S = 30.0
@@ -236,27 +238,7 @@ def child_make_video(args: argparse.Namespace) -> dict:
     return {"path": str(args.path), "frames": frames, "bytes": args.path.stat().st_size}
 
 
-def _status_kib(field: str) -> int | None:
-    try:
-        match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0), so the next peak is the operation's own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def child_memory(args: argparse.Namespace, mode: str) -> dict:
-    import gc
-    import resource
-
     torch, tok = _setup(args)
     from mmtok.media.video import read_video, video_info
     from mmtok.tokens_file import TokenFile
@@ -301,21 +283,10 @@ def child_memory(args: argparse.Namespace, mode: str) -> dict:
             tok.decode(codes, size=(frames, HEIGHT, WIDTH))
     else:
         raise SystemExit(f"error: unknown measurement {mode}")
-    gc.collect()
-    load_peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    baseline = _status_kib("VmRSS") or load_peak
-    exact = _reset_peak()
-    start = time.perf_counter()
-    with torch.inference_mode():
-        run()
-    wall = time.perf_counter() - start
-    peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"mode": mode, "seconds_video": args.seconds, "frames": frames, "window": window, "wall_s": wall,
-            "frames_per_s": frames / wall if frames and wall > 0 else None,
-            "baseline_mib": baseline / 1024, "load_peak_mib": load_peak / 1024, "peak_mib": peak / 1024,
-            "peak_above_baseline_mib": (peak - baseline) / 1024,
-            # Without clear_refs the high-water mark may still be the loading peak: then only an upper bound.
-            "exact": exact or peak > load_peak, **extra}
+    measured = measure_peak(run)
+    wall = measured["wall_s"]
+    return {"mode": mode, "seconds_video": args.seconds, "frames": frames, "window": window,
+            "frames_per_s": frames / wall if frames and wall > 0 else None, **measured, **extra}
 
 
 # -- driver (standard library only) ----------------------------------------------------------

@@ -6,7 +6,7 @@ use, so constrained generation can mask logits and parsing can check what a mode
 
 - `RasterLayout` (images): codes `[h,w]` in raster order, one range; with
   `row_separator=True` an extra id (the last of the block) ends every row, so a grid of any
-  width survives flattening (Emu3 / Lumina style).
+  width survives flattening (Emu3 / Lumina style). It is a one-frame `VideoLayout`.
 - `FrameMajorLayout` (residual audio): codes `[K,t]` as t0k0, t0k1, ..., t0k(K-1), t1k0, ...;
   level `k` has its own range `[offset_k, offset_k + size_k)`, so a model always knows which
   level it is writing. `levels` keeps only the first k levels (a lower bitrate).
@@ -16,63 +16,12 @@ use, so constrained generation can mask logits and parsing can check what a mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
 from mmtok.errors import MmtokError
-
-
-@dataclass(frozen=True)
-class RasterLayout:
-    codebook_size: int
-    row_separator: bool = False
-
-    @property
-    def vocab_size(self) -> int:
-        return self.codebook_size + int(self.row_separator)
-
-    @property
-    def separator_id(self) -> int | None:
-        return self.codebook_size if self.row_separator else None
-
-    def ranges(self) -> list[tuple[int, int]]:
-        """`[start, stop)` of each code stream's ids within the block."""
-        return [(0, self.codebook_size)]
-
-    def span_length(self, grid: tuple[int, int]) -> int:
-        h, w = grid
-        return h * (w + int(self.row_separator))
-
-    def allowed(self, position: int, grid: tuple[int, int]) -> tuple[int, int]:
-        """Ids allowed at `position` of a span for `grid`: `[start, stop)`."""
-        w = grid[1] + int(self.row_separator)
-        if self.row_separator and position % w == w - 1:
-            return (self.codebook_size, self.codebook_size + 1)
-        return (0, self.codebook_size)
-
-    def flatten(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes `[h,w]` -> ids `[span_length]` int64."""
-        if codes.ndim != 2:
-            raise ValueError(f"expected image codes [h,w], got {tuple(codes.shape)}")
-        ids = codes.long()
-        if self.row_separator:
-            ids = torch.cat([ids, torch.full((ids.shape[0], 1), self.codebook_size)], dim=1)
-        return ids.reshape(-1)
-
-    def unflatten(self, ids: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """ids `[span_length]` -> codes `[h,w]`; MmtokError if the ids do not fit the layout."""
-        h, w = grid
-        if ids.numel() != self.span_length(grid):
-            raise MmtokError(f"image span has {ids.numel()} ids, a {h}x{w} grid needs {self.span_length(grid)}")
-        rows = ids.long().reshape(h, w + int(self.row_separator))
-        if self.row_separator:
-            if (rows[:, -1] != self.codebook_size).any():
-                raise MmtokError("image span: a row does not end with the row separator")
-            rows = rows[:, :-1]
-        if rows.numel() and (rows.min() < 0 or rows.max() >= self.codebook_size):
-            raise MmtokError(f"image span: ids outside 0..{self.codebook_size - 1}")
-        return rows
 
 
 @dataclass(frozen=True)
@@ -129,6 +78,7 @@ class VideoLayout:
     codebook_size: int
     row_separator: bool = False
     frame_separator: bool = False
+    what: ClassVar[str] = "video"     # names the span in error messages
 
     @property
     def vocab_size(self) -> int:
@@ -178,18 +128,44 @@ class VideoLayout:
     def unflatten(self, ids: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """ids `[span_length]` -> codes `[t,h,w]`; MmtokError if the ids do not fit the layout."""
         t, h, w = grid
-        if ids.numel() != self.span_length(grid):
-            raise MmtokError(f"video span has {ids.numel()} ids, a {t}x{h}x{w} grid needs {self.span_length(grid)}")
+        length = t * self._frame_length(h, w)
+        if ids.numel() != length:
+            raise MmtokError(f"{self.what} span has {ids.numel()} ids, a {t}x{h}x{w} grid needs {length}")
         frames = ids.long().reshape(t, self._frame_length(h, w))
         if self.frame_separator:
             if (frames[:, -1] != self.frame_separator_id).any():
-                raise MmtokError("video span: a frame does not end with the frame separator")
+                raise MmtokError(f"{self.what} span: a frame does not end with the frame separator")
             frames = frames[:, :-1]
         rows = frames.reshape(t, h, w + int(self.row_separator))
         if self.row_separator:
             if (rows[..., -1] != self.codebook_size).any():
-                raise MmtokError("video span: a row does not end with the row separator")
+                raise MmtokError(f"{self.what} span: a row does not end with the row separator")
             rows = rows[..., :-1]
         if rows.numel() and (rows.min() < 0 or rows.max() >= self.codebook_size):
-            raise MmtokError(f"video span: ids outside 0..{self.codebook_size - 1}")
+            raise MmtokError(f"{self.what} span: ids outside 0..{self.codebook_size - 1}")
         return rows
+
+
+@dataclass(frozen=True)
+class RasterLayout(VideoLayout):
+    """Images: a `VideoLayout` of one frame without a frame separator; grids are `(h, w)`
+    and codes `[h,w]`."""
+
+    frame_separator: bool = field(default=False, init=False)
+    what: ClassVar[str] = "image"
+
+    def span_length(self, grid: tuple[int, int]) -> int:
+        return super().span_length((1, *grid))
+
+    def allowed(self, position: int, grid: tuple[int, int]) -> tuple[int, int]:
+        return super().allowed(position, (1, *grid))
+
+    def flatten(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes `[h,w]` -> ids `[span_length]` int64."""
+        if codes.ndim != 2:
+            raise ValueError(f"expected image codes [h,w], got {tuple(codes.shape)}")
+        return super().flatten(codes[None])
+
+    def unflatten(self, ids: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """ids `[span_length]` -> codes `[h,w]`; MmtokError if the ids do not fit the layout."""
+        return super().unflatten(ids, (1, *grid))[0]

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.nn import functional as F
 
 from mmtok.media.image import to_model
+from mmtok.padding import pad_to_multiple
 
 # Elements of one block of the N x K distance matrix (float32: 64 MiB). Bounds memory
 # whatever the number of patches or codes.
@@ -164,10 +164,7 @@ class PatchKMeans:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images [B,3,H,W], got shape {tuple(x.shape)}")
         p = self.patch
-        ph, pw = (-x.shape[-2]) % p, (-x.shape[-1]) % p
-        if ph or pw:
-            mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        x = pad_to_multiple(x, p)
         b, h, w = x.shape[0], x.shape[-2] // p, x.shape[-1] // p
         ids, _ = self._assign(patchify(x.float(), p).reshape(b * h * w, -1), codebook)
         return ids.reshape(b, h, w)

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from mmtok.layout import RasterLayout
+from mmtok.padding import pad_to_multiple
 from mmtok.tokenizer import Tokenizer
 
 
@@ -64,17 +64,8 @@ class ImageTokenizer(Tokenizer):
         return self.decoder(self.quantizer.embed(ids))
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad `[B,3,H,W]` on the bottom/right up to multiples of `downsample`.
-
-        Reflection keeps edge statistics natural (zero padding would add a dark border the
-        codes must spend bits on); replication covers inputs too small to reflect.
-        """
-        f = self.downsample
-        ph, pw = (-x.shape[-2]) % f, (-x.shape[-1]) % f
-        if not ph and not pw:
-            return x
-        mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode)
+        """Pad `[B,3,H,W]` on the bottom/right up to multiples of `downsample` (see `pad_to_multiple`)."""
+        return pad_to_multiple(x, self.downsample)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,11 +28,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.nn import functional as F
 
 from mmtok.errors import MmtokError
 from mmtok.layout import VideoLayout
 from mmtok.nn.conv3d import carrying
+from mmtok.padding import pad_to_multiple
 from mmtok.tokenizer import Tokenizer
 
 
@@ -111,15 +111,8 @@ class VideoTokenizer(Tokenizer):
         return self.pad_space(x)
 
     def pad_space(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad H and W on the bottom/right to multiples of f: reflection, or replication for
-        inputs too small to reflect (as `ImageTokenizer.pad`)."""
-        f = self.spatial_downsample
-        ph, pw = (-x.shape[-2]) % f, (-x.shape[-1]) % f
-        if not ph and not pw:
-            return x
-        b, c, t, h, w = x.shape
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(x.reshape(b, c * t, h, w), (0, pw, 0, ph), mode=mode).reshape(b, c, t, h + ph, w + pw)
+        """Pad H and W on the bottom/right to multiples of f (see `pad_to_multiple`)."""
+        return pad_to_multiple(x, self.spatial_downsample)
 
     def complete_latents(self, num_frames: int) -> int:
         """Latent frames whose input frames are all among the first `num_frames` frames."""

@@ -38,6 +38,13 @@ def encode_video(
     """Encode one video file to a `TokenFile` (codes `[t,h,w]`); `on_progress(frames)` is
     called after each block with the number of frames it held."""
     frames = VideoFrames(path, fps=fps, short_side=short_side, block_frames=BLOCK_FRAMES)
+    return encode_frames(tok, frames, window, on_progress)
+
+
+def encode_frames(
+    tok: VideoTokenizer, frames: VideoFrames, window: int = WINDOW, on_progress: Callable[[int], None] | None = None,
+) -> TokenFile:
+    """`encode_video` for a file already opened (and checked) as `VideoFrames`."""
     stream = tok.stream_encoder(window)
     dtype = smallest_dtype(tok.codebook_size - 1)  # int64 codes of an hour of 720p would be GBs
     parts = []
@@ -51,7 +58,7 @@ def encode_video(
         "fps": frames.fps, "num_frames": frames.frames_read, "height": frames.height, "width": frames.width,
         "source_fps": info.fps, "source_height": info.height, "source_width": info.width, "rotation": info.rotation,
     }
-    return TokenFile.from_codes(tok, torch.cat(parts), original, Path(path).name)
+    return TokenFile.from_codes(tok, torch.cat(parts), original, frames.path.name)
 
 
 def decode_video(
@@ -112,11 +119,11 @@ def encode_video_files(
     """
     files, roots = collect(inputs, VIDEO_SUFFIXES, "video")
     targets = output_paths(files, roots, out, SUFFIX, single_file_ok=out.suffix == SUFFIX)
-    total = sum(VideoFrames(f, fps=fps, short_side=short_side).num_frames for f in files)
-    update = start_progress(progress, total)
+    readers = [VideoFrames(f, fps=fps, short_side=short_side, block_frames=BLOCK_FRAMES) for f in files]
+    update = start_progress(progress, sum(r.num_frames for r in readers))
     with Transaction() as tx:
-        for f, target in zip(files, targets):
-            tx.add(encode_video(tok, f, fps, short_side, window, update).save(target))
+        for frames, target in zip(readers, targets):
+            tx.add(encode_frames(tok, frames, window, update).save(target))
     return targets
 
 
