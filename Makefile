@@ -39,7 +39,17 @@ demo: install
 	$(BIN)/mmtok encode $(VIDEO_SAMPLES) -t $(VIDEO_TOKENIZER) -o $(DEMO_OUT)/video-tokens
 	$(BIN)/mmtok decode $(DEMO_OUT)/video-tokens -o $(DEMO_OUT)/video-recon
 	$(BIN)/mmtok compare $(VIDEO_SAMPLES) $(DEMO_OUT)/video-recon
+	# LLM side: a tiny random Llama (no hub needed) extended with the three shipped tokenizers,
+	# the sample media pre-tokenized into shards, constrained generation, ids back to files
+	$(BIN)/python -m mmtok.llm.tiny $(DEMO_OUT)/tiny-llm
+	$(BIN)/mmtok extend --llm $(DEMO_OUT)/tiny-llm -o $(DEMO_OUT)/tiny-llm-mm --audio-levels 4 --row-separators \
+		-t $(TOKENIZER) -t $(AUDIO_TOKENIZER) -t $(VIDEO_TOKENIZER)
+	$(BIN)/mmtok pretokenize tests/media --vocab $(DEMO_OUT)/tiny-llm-mm -o $(DEMO_OUT)/shards
+	$(BIN)/mmtok generate --llm $(DEMO_OUT)/tiny-llm-mm -o $(DEMO_OUT)/generated.json --image-grid 8x8 \
+		-p "A photo: <|image_start|>" -p "A sound: <|audio_start|>" --audio-frames 75 --max-new-tokens 400
+	$(BIN)/mmtok detokenize --vocab $(DEMO_OUT)/tiny-llm-mm $(DEMO_OUT)/generated.json -o $(DEMO_OUT)/generated
 	@echo "token files in $(DEMO_OUT)/{tokens,audio-tokens,video-tokens}, reconstructions in $(DEMO_OUT)/{recon,audio-recon,video-recon}"
+	@echo "LLM: extended checkpoint $(DEMO_OUT)/tiny-llm-mm, shards $(DEMO_OUT)/shards, generated media $(DEMO_OUT)/generated"
 
 test: install
 	$(BIN)/python -m pytest -q

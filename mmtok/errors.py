@@ -11,3 +11,9 @@ class MmtokError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(message.split()))
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of a third-party exception's message (or its type), for one-line errors."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]

@@ -32,20 +32,26 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def replace_directory(directory: Path, fill: Callable[[Path], None]) -> Path:
+def replace_directory(directory: Path, fill: Callable[[Path], None], merge: bool = True) -> Path:
     """Write a folder atomically: `fill(tmp)` builds it in a temp folder next to `directory`,
     which is then renamed into place. If `directory` exists, the files `fill` wrote are moved
-    over it one by one, keeping files it did not write (e.g. a recipe next to a tokenizer)."""
+    over it one by one, keeping files it did not write (e.g. a recipe next to a tokenizer), or
+    with `merge=False` the old folder is swapped out whole (nothing of it is kept)."""
     directory = directory.resolve()
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         fill(tmp)
         give_usual_mode(tmp)
-        if directory.exists():
+        if directory.exists() and merge:
             for item in tmp.iterdir():
                 os.replace(item, directory / item.name)
             shutil.rmtree(tmp)
+        elif directory.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            os.replace(directory, old / directory.name)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, directory)
     except BaseException:

@@ -46,7 +46,15 @@ class FrameMajorLayout:
 
     def allowed(self, position: int, frames: int | None = None) -> tuple[int, int]:
         """Ids allowed at `position` of a span: the range of level `position % levels`."""
-        return self.ranges()[position % self.levels]
+        start, stop = self.allowed_ranges(torch.tensor(position))
+        return int(start), int(stop)
+
+    def allowed_ranges(self, position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectorised `allowed`: positions (int64, any shape) -> `(start, stop)` int64 tensors
+        of the same shape and device (the range of level `position % levels`)."""
+        ranges = torch.tensor(self.ranges(), device=position.device)
+        level = position % self.levels
+        return ranges[level, 0], ranges[level, 1]
 
     def flatten(self, codes: torch.Tensor) -> torch.Tensor:
         """codes `[K,t]` (K >= levels; extra levels are dropped) -> ids `[t*levels]` int64."""
@@ -102,15 +110,28 @@ class VideoLayout:
         t, h, w = grid
         return t * self._frame_length(h, w)
 
-    def allowed(self, position: int, grid: tuple[int, int, int]) -> tuple[int, int]:
-        """Ids allowed at `position` of a span for `grid`: `[start, stop)`."""
+    def allowed(self, position: int, grid: tuple[int, ...]) -> tuple[int, int]:
+        """Ids allowed at `position` of a span for `grid` (`(t, h, w)`; images `(h, w)`): `[start, stop)`."""
+        start, stop = self.allowed_ranges(torch.tensor(position), grid)
+        return int(start), int(stop)
+
+    def allowed_ranges(self, position: torch.Tensor, grid: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectorised `allowed`: positions (int64, any shape) and `grid` `(t, h, w)` of ints or
+        int64 tensors broadcastable to them (sides >= 1) -> `(start, stop)` int64 tensors: a
+        separator's single id where a row / frame ends, else the codebook range."""
         _, h, w = grid
-        within = position % self._frame_length(h, w)
-        if self.frame_separator and within == self._frame_length(h, w) - 1:
-            return (self.frame_separator_id, self.frame_separator_id + 1)
-        if self.row_separator and within % (w + 1) == w:
-            return (self.codebook_size, self.codebook_size + 1)
-        return (0, self.codebook_size)
+        frame_length = self._frame_length(h, w)
+        within = position % frame_length
+        start, stop = torch.zeros_like(position), torch.full_like(position, self.codebook_size)
+        if self.row_separator:
+            row_end = within % (w + 1) == w
+            start = torch.where(row_end, self.separator_id, start)
+            stop = torch.where(row_end, self.separator_id + 1, stop)
+        if self.frame_separator:  # the frame separator follows the last row's separator
+            frame_end = within == frame_length - 1
+            start = torch.where(frame_end, self.frame_separator_id, start)
+            stop = torch.where(frame_end, self.frame_separator_id + 1, stop)
+        return start, stop
 
     def flatten(self, codes: torch.Tensor) -> torch.Tensor:
         """codes `[t,h,w]` -> ids `[span_length]` int64."""
@@ -157,8 +178,10 @@ class RasterLayout(VideoLayout):
     def span_length(self, grid: tuple[int, int]) -> int:
         return super().span_length((1, *grid))
 
-    def allowed(self, position: int, grid: tuple[int, int]) -> tuple[int, int]:
-        return super().allowed(position, (1, *grid))
+    # `allowed` is inherited: it goes through this `allowed_ranges`, so it takes `(h, w)`.
+    def allowed_ranges(self, position: torch.Tensor, grid: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectorised `allowed` for grids `(h, w)` (ints or tensors); see `VideoLayout`."""
+        return super().allowed_ranges(position, (1, *grid))
 
     def flatten(self, codes: torch.Tensor) -> torch.Tensor:
         """codes `[h,w]` -> ids `[span_length]` int64."""

@@ -111,6 +111,16 @@ class Tokenizer(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @torch.no_grad()
+    def code_vectors(self) -> list[torch.Tensor]:
+        """One `[codebook_size, D]` float tensor per code stream: the latent vector each code
+        stands for (used to initialise LLM embeddings from the codebook)."""
+        quantizer = getattr(self, "quantizer", None)
+        if quantizer is None or not hasattr(quantizer, "code_vectors"):
+            raise MmtokError(f"{self.kind} tokenizers do not expose their codebook vectors; use another --init")
+        vectors = quantizer.code_vectors()
+        return [v.float().cpu() for v in (vectors if isinstance(vectors, list) else [vectors])]
+
     def token_layout(self, **options: Any):
         """How codes of one item flatten into an LLM id sequence (see `mmtok.layout`)."""
         raise NotImplementedError

@@ -24,6 +24,7 @@ from PIL import Image
 import mmtok
 from mmtok.audio import AudioCodec, AudioCodecConfig
 from mmtok.image import ImageDVAE, ImageDVAEConfig, ImageVQ, ImageVQConfig
+from mmtok.llm.tiny import save_tiny_llm, text_lines, train_bpe  # noqa: F401 (re-exported to tests)
 from mmtok.media.audio import write_audio
 from mmtok.media.video import write_video
 from mmtok.quantize import QuantizerConfig
@@ -261,3 +262,33 @@ def write_sample_video(path: Path, frames: int, height: int, width: int, fps: fl
 def video_tok_dir(tmp_path_factory) -> Path:
     """The tiny video tokenizer (seed 0), saved."""
     return make_video_tokenizer().save_pretrained(tmp_path_factory.mktemp("video-tok") / "tiny-video")
+
+
+# -- LLM side: a tiny random-init Llama with a byte-level BPE tokenizer trained here -----
+
+@pytest.fixture(scope="session")
+def llm_dir(tmp_path_factory) -> Path:
+    """A saved tiny Llama (untied lm_head) + BPE tokenizer."""
+    return save_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny-llama")
+
+
+def extend_tiny(llm: Path, out: Path, tokenizers: dict[str, Path], **options):
+    """`extend_llm` of the tiny Llama at `llm` with saved tokenizers {stream name: folder};
+    `options` go to `StreamOptions` (e.g. row_separator=True, max_dim=16) except `init`,
+    `pad_to_multiple_of` and `seed`."""
+    from mmtok.llm.extend import extend_llm
+    from mmtok.llm.streams import StreamOptions
+
+    kwargs = {k: options.pop(k) for k in ("init", "pad_to_multiple_of", "seed") if k in options}
+    toks = {name: mmtok.load(path) for name, path in tokenizers.items()}
+    return extend_llm(llm, toks, out, options=StreamOptions(**options), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def extended_dir(tmp_path_factory, llm_dir, tok_dir, codec_dir, video_tok_dir) -> Path:
+    """The tiny Llama extended with the tiny image, audio and video tokenizers (row and
+    frame separators, grids up to 16, embeddings padded to a multiple of 64)."""
+    out = tmp_path_factory.mktemp("extended") / "tiny-llama-mm"
+    tokenizers = {"image": tok_dir, "audio": codec_dir, "video": video_tok_dir}
+    extend_tiny(llm_dir, out, tokenizers, row_separator=True, frame_separator=True, max_dim=16, pad_to_multiple_of=64)
+    return out

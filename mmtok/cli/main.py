@@ -12,7 +12,11 @@ import click
 
 from mmtok.cli.codes import decode, encode
 from mmtok.cli.compare import compare
+from mmtok.cli.detokenize import detokenize
+from mmtok.cli.extend import extend
+from mmtok.cli.generate import generate
 from mmtok.cli.info import info
+from mmtok.cli.pretokenize import pretokenize
 from mmtok.cli.train import train
 from mmtok.errors import MmtokError
 
@@ -20,7 +24,8 @@ from mmtok.errors import MmtokError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mmtok")
 def main() -> None:
-    """Discrete tokenizers for multimodal LLMs: train, encode, decode, inspect."""
+    """Discrete tokenizers for multimodal LLMs: train, encode, decode, inspect; extend an LLM
+    with media tokens, pre-tokenize datasets, generate and detokenize."""
 
 
 main.add_command(train)
@@ -28,6 +33,10 @@ main.add_command(encode)
 main.add_command(decode)
 main.add_command(info)
 main.add_command(compare)
+main.add_command(extend)
+main.add_command(generate)
+main.add_command(pretokenize)
+main.add_command(detokenize)
 
 
 def cli() -> None:

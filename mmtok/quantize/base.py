@@ -14,6 +14,7 @@ config field, so a recipe can switch between:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -109,6 +110,10 @@ class Quantizer(nn.Module):
             zq = self.impl.indices_to_codes(flat)
         return rearrange(zq, "b (h w) d -> b d h w", h=h, w=w)
 
+    def code_vectors(self) -> torch.Tensor:
+        """`[codebook_size, D]`: the feature vector each code stands for."""
+        return self.embed(torch.arange(self.codebook_size, device=_device_of(self))[None, None])[0, :, 0].T
+
     def usage_counts(self, ids: torch.Tensor) -> torch.Tensor:
         """Histogram of `ids` over the codebook, `[codebook_size]` int64."""
         return torch.bincount(ids.reshape(-1), minlength=self.codebook_size)
@@ -116,3 +121,8 @@ class Quantizer(nn.Module):
 
 def build_quantizer(dim: int, config: QuantizerConfig) -> Quantizer:
     return Quantizer(dim, config)
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    """Where `module` lives (FSQ / LFQ hold buffers only, no parameters)."""
+    return next(itertools.chain(module.parameters(), module.buffers()), torch.empty(0)).device

@@ -39,5 +39,9 @@ class GumbelQuantizer(nn.Module):
         """`ids: [B,h,w]` -> `[B,D,h,w]`."""
         return self.embedding(ids).permute(0, 3, 1, 2)
 
+    def code_vectors(self) -> torch.Tensor:
+        """`[codebook_size, D]`: the embedding of each code."""
+        return self.embedding.weight.detach()
+
     def usage_counts(self, ids: torch.Tensor) -> torch.Tensor:
         return torch.bincount(ids.reshape(-1), minlength=self.codebook_size)

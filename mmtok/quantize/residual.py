@@ -54,6 +54,12 @@ class ResidualQuantizer(nn.Module):
         zq = sum(layer.get_output_from_indices(ids[:, i]) for i, layer in enumerate(self.rvq.layers[: ids.shape[1]]))
         return zq.transpose(1, 2)
 
+    def code_vectors(self) -> list[torch.Tensor]:
+        """One `[codebook_size, D]` tensor per level: each code's vector (a frame's z_q is
+        the sum of its levels' vectors)."""
+        ids = torch.arange(self.codebook_size, device=self.rvq.layers[0].codebook.device)[None]
+        return [layer.get_output_from_indices(ids)[0] for layer in self.rvq.layers]
+
     @contextlib.contextmanager
     def _frozen_init(self):
         # VectorQuantize runs k-means init on the first batch it sees, even in eval mode;

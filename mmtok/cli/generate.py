@@ -1,0 +1,76 @@
+"""`mmtok generate`: sample from an extended LLM under `MediaLogitsProcessor` and write the
+ids as JSON for `mmtok detokenize` (a pipeline check, and a template for your own loop)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mmtok.errors import MmtokError
+from mmtok.files import atomic_write
+
+
+def parse_grid(spec: str | None, sides: int, flag: str) -> tuple[int, ...] | None:
+    """`"16x16"` -> (16, 16); None stays None."""
+    if spec is None:
+        return None
+    try:
+        grid = tuple(int(x) for x in spec.lower().split("x"))
+    except ValueError:
+        grid = ()
+    if len(grid) != sides or min(grid) < 1:
+        raise MmtokError(f"{flag} {spec}: expected {sides} positive sides like {'x'.join(['16'] * sides)}")
+    return grid
+
+
+def until_eos(generated: list[int], eos: int | None) -> list[int]:
+    """Generated ids up to and including the first end-of-sequence (rows that finished early
+    are filled with padding after it)."""
+    return generated[: generated.index(eos) + 1] if eos in generated else generated
+
+
+@click.command()
+@click.option("--llm", required=True, type=click.Path(path_type=Path), help="Extended checkpoint folder (from `mmtok extend`).")
+@click.option("-p", "--prompt", "prompts", multiple=True, required=True,
+              help="Prompt text (repeatable: one batch row each); may end with a start token, e.g. '<|image_start|>'.")
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="JSON file for the ids (prompt + generated).")
+@click.option("--image-grid", help="Force image spans to this grid of codes, HxW.")
+@click.option("--video-grid", help="Force video spans to this grid of codes, TxHxW.")
+@click.option("--audio-frames", type=int, help="Force audio spans to this many frames.")
+@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--greedy", is_flag=True, help="Greedy decoding instead of sampling.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def generate(
+    llm: Path, prompts: tuple[str, ...], out: Path, image_grid: str | None, video_grid: str | None,
+    audio_frames: int | None, max_new_tokens: int, greedy: bool, seed: int,
+) -> None:
+    """Generate interleaved text and media ids with every media span kept well-formed."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from mmtok.llm import MediaLogitsProcessor, MediaVocab
+
+    vocab = MediaVocab.load(llm)
+    grids = {"image": parse_grid(image_grid, 2, "--image-grid"), "video": parse_grid(video_grid, 3, "--video-grid"),
+             "audio": (audio_frames,) if audio_frames else None}
+    modalities = {s.modality for s in vocab.streams}
+    processor = MediaLogitsProcessor(vocab, grids={k: v for k, v in grids.items() if v and k in modalities})
+    text_tok = AutoTokenizer.from_pretrained(llm, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(llm)
+    if text_tok.pad_token is None:
+        text_tok.pad_token = text_tok.eos_token
+    batch = text_tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(seed)
+    ids = model.generate(
+        **batch, logits_processor=LogitsProcessorList([processor]), do_sample=not greedy,
+        max_new_tokens=max_new_tokens, pad_token_id=text_tok.pad_token_id,
+    )
+    prompt_len = batch["input_ids"].shape[1]
+    rows = [
+        row[:prompt_len][mask.bool()].tolist() + until_eos(row[prompt_len:].tolist(), text_tok.eos_token_id)
+        for row, mask in zip(ids, batch["attention_mask"])
+    ]
+    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(rows if len(rows) > 1 else rows[0])))
+    click.echo(f"wrote {len(rows)} sequence(s) to {out}; decode them with `mmtok detokenize --vocab {llm} {out} -o DIR`")

@@ -1,0 +1,168 @@
+"""Training sequences from interleaved text and media, built directly as ids.
+
+    seq = vocab.build(["A cat:", Image("cat.png"), "says", Audio("meow.wav")])
+    seq.input_ids   # [L] int64 LLM ids
+    seq.modality    # [L] int8: 0 for text, 1 + stream index for a media span (boundary
+                    # and header tokens included), e.g. to weight the loss per modality
+
+Text goes through the LLM's own tokenizer; media goes through its tokenizer to codes and
+then to ids by offset (`MediaStream.span`), never through strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from mmtok.errors import MmtokError
+from mmtok.llm.streams import MediaStream
+from mmtok.tokens_file import SUFFIX, TokenFile
+
+MediaSource = str | Path | torch.Tensor | TokenFile
+
+
+@dataclass(frozen=True)
+class MediaPart:
+    """One media item of a sequence. `source` is a file path, a `.mmtok` token file (path or
+    `TokenFile`, codes used as they are after a fingerprint check) or a tensor (layouts
+    below). `stream` picks the vocab stream by name when a vocab has several of a modality."""
+
+    source: MediaSource
+    stream: str | None = None
+    modality: ClassVar[str]
+
+
+@dataclass(frozen=True)
+class Image(MediaPart):
+    """Tensor: `[3,H,W]` uint8 in [0,255] or float in [-1,1]."""
+
+    modality: ClassVar[str] = "image"
+
+
+@dataclass(frozen=True)
+class Audio(MediaPart):
+    """Tensor: `[C,T]` float in [-1,1] at the tokenizer's sample rate and channel count."""
+
+    modality: ClassVar[str] = "audio"
+
+
+@dataclass(frozen=True)
+class Video(MediaPart):
+    """Tensor: `[3,T,H,W]` uint8 or float in [-1,1]. Files can be resampled on the way in."""
+
+    fps: float | None = None
+    short_side: int | None = None
+    modality: ClassVar[str] = "video"
+
+
+Part = str | MediaPart
+
+
+@dataclass
+class Sequence:
+    """Ids of one interleaved sequence and, per token, which stream it belongs to."""
+
+    input_ids: torch.Tensor                   # [L] int64
+    modality: torch.Tensor                    # [L] int8: 0 text, 1 + stream index
+    names: tuple[str, ...]                    # modality value -> "text" or the stream name
+    spans: list[tuple[str, int, int]] = field(default_factory=list)   # (stream, start, stop)
+
+    def __len__(self) -> int:
+        return self.input_ids.numel()
+
+
+def media_codes(vocab, part: MediaPart) -> tuple[MediaStream, torch.Tensor]:
+    """`(stream, codes)` of one media part (image `[h,w]`, audio `[K,t]`, video `[t,h,w]`)."""
+    stream = vocab.stream_for(part.stream or part.modality)
+    if stream.modality != part.modality:
+        raise MmtokError(f"{type(part).__name__}(...): stream '{stream.name}' holds {stream.modality}, not {part.modality}")
+    tok = vocab.tokenizer(stream.name)
+    source = part.source
+    if isinstance(source, (str, Path)) and Path(source).suffix == SUFFIX:
+        source = TokenFile.load(source)
+    if isinstance(source, TokenFile):
+        source.check_tokenizer(tok, source.source or "token file")
+        return stream, source.codes.long()
+    if isinstance(source, torch.Tensor):
+        return stream, _encode_tensor(tok, stream, source)
+    # .long(): video files keep their codes uint16, which has no min / max on CPU
+    return stream, _encode_file(tok, stream, part, Path(source)).long()
+
+
+def _encode_tensor(tok, stream: MediaStream, x: torch.Tensor) -> torch.Tensor:
+    from mmtok.media.image import to_model
+
+    expected = {"image": 3, "audio": 2, "video": 4}[stream.modality]
+    if x.ndim != expected:
+        raise MmtokError(f"{stream.modality} tensor must have {expected} dims, got shape {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        x = to_model(x)
+    if stream.modality == "audio":
+        return tok.encode(x[None], num_quantizers=stream.options.levels)[0]
+    if stream.modality == "video":
+        return tok.encode_windowed(x[None])[0]
+    return tok.encode(x[None])[0]
+
+
+def _encode_file(tok, stream: MediaStream, part: MediaPart, path: Path) -> torch.Tensor:
+    if stream.modality == "image":
+        from mmtok.image.files import encode_image
+        from mmtok.media.image import read_image
+
+        return encode_image(tok, read_image(path), path.name).codes
+    if stream.modality == "audio":
+        from mmtok.audio.files import encode_audio
+
+        return encode_audio(tok, path, stream.options.levels).codes
+    from mmtok.video.files import encode_video
+
+    return encode_video(tok, path, part.fps, part.short_side).codes
+
+
+def build(vocab, parts: list[Part], bos: bool = False, eos: bool = False) -> Sequence:
+    """Interleaved `parts` (str for text, `Image` / `Audio` / `Video` for media) -> `Sequence`.
+
+    Text is tokenized as given (no added spaces, no special tokens); `bos` / `eos` add the
+    LLM tokenizer's own tokens at the ends.
+    """
+    names = ("text", *(s.name for s in vocab.streams))
+    index = {s.name: i + 1 for i, s in enumerate(vocab.streams)}
+    ids: list[torch.Tensor] = []
+    kinds: list[int] = []
+    spans: list[tuple[str, int, int]] = []
+    length = 0
+
+    def add(piece: torch.Tensor, kind: int) -> None:
+        nonlocal length
+        ids.append(piece)
+        kinds.append(kind)
+        length += piece.numel()
+
+    text_tok = vocab.text_tokenizer if any(isinstance(p, str) for p in parts) or bos or eos else None
+    if bos:
+        add(torch.tensor([_special(text_tok, "bos")]), 0)
+    for part in parts:
+        if isinstance(part, str):
+            add(torch.tensor(text_tok(part, add_special_tokens=False)["input_ids"], dtype=torch.long), 0)
+        elif isinstance(part, MediaPart):
+            stream, codes = media_codes(vocab, part)
+            span = stream.span(codes)
+            spans.append((stream.name, length, length + span.numel()))
+            add(span, index[stream.name])
+        else:
+            raise MmtokError(f"sequence parts are str, Image, Audio or Video; got {type(part).__name__}")
+    if eos:
+        add(torch.tensor([_special(text_tok, "eos")]), 0)
+    input_ids = torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long)
+    modality = torch.cat([torch.full((p.numel(),), k, dtype=torch.int8) for p, k in zip(ids, kinds)]) if ids else torch.zeros(0, dtype=torch.int8)
+    return Sequence(input_ids, modality, names, spans)
+
+
+def _special(text_tok, which: str) -> int:
+    token_id = getattr(text_tok, f"{which}_token_id", None)
+    if token_id is None:
+        raise MmtokError(f"the LLM tokenizer has no {which} token; build with {which}=False")
+    return token_id
