@@ -14,7 +14,7 @@ import safetensors.torch
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import replace_directory
+from mmtok.files import read_json, replace_directory
 from mmtok.tokenizer import KINDS, Tokenizer, config_from_dict, config_to_dict
 
 FORMAT_VERSION = 1
@@ -86,10 +86,7 @@ def read_config(directory: Path) -> dict:
         raise MmtokError(f"{directory}: no such tokenizer directory; pass a folder made by save_pretrained")
     if not path.is_file():
         raise MmtokError(f"{directory}: missing {CONFIG_NAME}; pass a folder made by save_pretrained")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise MmtokError(f"{path}: not valid JSON ({err}); re-save the tokenizer") from None
+    meta = read_json(path, "not valid JSON", "re-save the tokenizer")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise MmtokError(

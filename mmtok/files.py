@@ -3,12 +3,13 @@ output naming and all-or-nothing output (`Transaction`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mmtok.errors import MmtokError
 
@@ -30,6 +31,21 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_json(path: Path, problem: str, fix: str) -> Any:
+    """Parse the JSON file `path`; unreadable or invalid -> MmtokError "`path`: `problem`
+    (reason); `fix`"."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MmtokError(f"{path}: {problem} ({err}); {fix}") from None
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON, atomically."""
+    text = json.dumps(data, indent=1)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def replace_directory(directory: Path, fill: Callable[[Path], None], merge: bool = True) -> Path:

@@ -217,10 +217,9 @@ class MediaLogitsProcessor(LogitsProcessor):
     # -- cached tensors --------------------------------------------------------------
     def _constants(self, device: torch.device) -> _Consts:
         if device not in self._consts:
-            table = torch.full((self.vocab.vocab_size + 1,), -2, dtype=torch.long)
-            table[: self.vocab.text_vocab_size] = -1
-            for i, s in enumerate(self.streams):
-                table[s.start_id : s.stop_id] = i
+            # The vocab's id -> stream table up to vocab_size, plus one pad entry (-2) that
+            # every id >= vocab_size is clamped onto.
+            table = torch.cat([self.vocab.block_table[: self.vocab.vocab_size], torch.tensor([-2])])
 
             def per_stream(values: list[int]) -> torch.Tensor:
                 return torch.tensor(values or [0], dtype=torch.long, device=device)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import Progress, atomic_write, replace_directory
+from mmtok.files import Progress, atomic_write, read_json, replace_directory
 from mmtok.llm.parse import Parsed, Segment
 from mmtok.llm.vocab import MediaVocab
 
@@ -63,10 +63,7 @@ def read_ids(path: Path) -> tuple[list[torch.Tensor], bool]:
     path = Path(path)
     if not path.is_file():
         raise MmtokError(f"{path}: no such ids file; pass a JSON list of token ids")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MmtokError(f"{path}: not readable JSON ({err}); pass a JSON list of token ids") from None
+    data = read_json(path, "not readable JSON", "pass a JSON list of token ids")
     if isinstance(data, dict):
         if "ids" not in data:
             raise MmtokError(f'{path}: JSON object without an "ids" key; pass a list of token ids or {{"ids": [...]}}')

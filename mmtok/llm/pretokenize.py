@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from mmtok.errors import MmtokError
+from mmtok.files import write_json
 from mmtok.llm import shards
 from mmtok.llm.decode import AudioFormat, DecodedItem, DecodedMedia, ItemReader, keep
 from mmtok.llm.items import Dataset, load_dataset
@@ -135,7 +136,7 @@ def pretokenize(
 
     out.mkdir(parents=True, exist_ok=True)
     if stored is None:
-        shards.write_json(out / DATASET_FILE, _dataset_json(vocab, identity, dataset, settings))
+        write_json(out / DATASET_FILE, _dataset_json(vocab, identity, dataset, settings))
     share = dataset.items[rank::world_size]
     state = RankState.load(out, rank) or RankState(rank, world_size, len(share))
     if state.items != len(share) or state.world_size != world_size:

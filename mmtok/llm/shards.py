@@ -39,8 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from mmtok import files
 from mmtok.errors import MmtokError
-from mmtok.files import atomic_write, give_usual_mode
+from mmtok.files import atomic_write, give_usual_mode, write_json
 
 DATASET_FILE = "dataset.json"
 DATASET_FORMAT = "mmtok-pretokenized"
@@ -81,15 +82,8 @@ def vocab_identity(vocab) -> dict[str, Any]:
 
 
 def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MmtokError(f"{path}: unreadable {what} ({err}); was the folder damaged? Start again in a new output folder") from None
-
-
-def write_json(path: Path, data: Any) -> None:
-    text = json.dumps(data, indent=1)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    """A JSON file of the output folder; damage is one MmtokError."""
+    return files.read_json(path, f"unreadable {what}", "was the folder damaged? Start again in a new output folder")
 
 
 # -- per-rank state ------------------------------------------------------------------------

@@ -15,7 +15,6 @@ tokenized by the LLM's own tokenizer (loaded lazily from the same folder).
 
 from __future__ import annotations
 
-import json
 import shutil
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mmtok.errors import MmtokError, first_line
-from mmtok.files import atomic_write
+from mmtok.files import read_json, write_json
 from mmtok.llm.streams import MediaStream, StreamOptions, make_stream
 from mmtok.tokenizer import Tokenizer
 
@@ -97,8 +96,7 @@ class MediaVocab:
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / VOCAB_FILE
-        text = json.dumps(self.to_json(), indent=1)
-        atomic_write(path, lambda tmp: tmp.write_text(text))
+        write_json(path, self.to_json())
         return path
 
     @classmethod
@@ -109,10 +107,7 @@ class MediaVocab:
         path = directory / VOCAB_FILE if directory.is_dir() else directory
         if not path.is_file():
             raise MmtokError(f"{directory}: no {VOCAB_FILE}; make the folder with `mmtok extend`")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise MmtokError(f"{path}: unreadable vocab file ({err}); re-run `mmtok extend`") from None
+        data = read_json(path, "unreadable vocab file", "re-run `mmtok extend`")
         if not isinstance(data, dict) or data.get("format") != VOCAB_FORMAT:
             raise MmtokError(f"{path}: not an mmtok vocab file; make one with `mmtok extend`")
         if data.get("version") != VOCAB_VERSION:
