@@ -5,7 +5,6 @@ drivers stay standard-library only)."""
 
 from __future__ import annotations
 
-import fnmatch
 import gc
 import re
 import resource
@@ -15,26 +14,17 @@ from pathlib import Path
 
 
 def heldout_files(folder: Path, recipe: Path, modality: str, suffixes: set[str]) -> list[Path]:
-    """Files under `folder` whose name matches an `exclude` glob of the recipe (the rule
-    training used to leave them out), sorted; MmtokError if there are none."""
-    from mmtok.errors import MmtokError
-    from mmtok.files import expand_inputs
-    from mmtok.train.recipe import load_recipe
+    """Files under `folder` whose name matches an `exclude` glob of the recipe, sorted."""
+    from mmtok.eval.selection import heldout_in
 
-    exclude = load_recipe(recipe, modality).train.exclude
-    if not exclude:
-        raise MmtokError(f"{recipe}: the recipe has no `exclude` globs, so there is no held-out set to evaluate")
-    files = [f for f in expand_inputs([folder], suffixes, modality) if any(fnmatch.fnmatch(f.name, g) for g in exclude)]
-    if not files:
-        raise MmtokError(f"{folder}: no file matches the recipe's exclude globs {list(exclude)}; check --data, --recipe")
-    return files
+    return heldout_in(folder, recipe, modality, suffixes)
 
 
 def spread(items: list[Path], n: int | None) -> list[Path]:
     """`n` items evenly spaced through the sorted list (all sources, not just the first)."""
-    if n is None or n >= len(items):
-        return items
-    return [items[round(i * (len(items) - 1) / max(n - 1, 1))] for i in range(n)]
+    from mmtok.eval.selection import spread as _spread
+
+    return _spread(items, n)
 
 
 def _status_kib(field: str) -> int | None:

@@ -15,37 +15,32 @@ into --out.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import av
-import numpy as np
 import torch
-from av.video.reformatter import ColorRange, Colorspace, Interpolation
 from bench_common import heldout_files, spread
 
 import mmtok
 from mmtok.errors import MmtokError
-from mmtok.eval.metrics import psnr, ssim
-from mmtok.eval.video_metrics import flicker_per_transition
+from mmtok.eval.baselines.h264 import TOLERANCE as H264_TOLERANCE
+from mmtok.eval.baselines.h264 import decode_h264, match_bits, yuv_frames
+from mmtok.eval.video_clips import read_clip
+from mmtok.eval.video_eval import picks, roundtrip
+from mmtok.eval.video_figures import StripClip, method_colors, save_frame_strip, save_quality_per_frame
+from mmtok.eval.video_metrics import clip_scores
 from mmtok.files import atomic_write
 from mmtok.media.image import from_model, to_model
-from mmtok.media.video import VIDEO_SUFFIXES, frame_rate, read_video, video_info
+from mmtok.media.video import VIDEO_SUFFIXES, video_info
 
 OURS, H264, IMAGE = "ours", "h264", "image-per-frame"
-METHOD_TITLES = {OURS: "ours (video tokenizer)", H264: "H.264 (libx264, same bits)", IMAGE: "image tokenizer per frame"}
-METRIC_CHUNK = 8          # frames per metric batch (SSIM runs in float64: bounded memory)
 IMAGE_CHUNK = 8           # frames per image-tokenizer call
-H264_TOLERANCE = 0.05     # H.264 may spend at most this fraction more bits than ours
-# RGB -> YUV as mmtok's VideoWriter converts (bicubic, exact rounding, full chroma interpolation).
-_SCALE = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,41 +84,16 @@ def figure_choice(files: list[Path], requested: list[str] | None) -> list[str]:
     return chosen
 
 
-# -- metrics ------------------------------------------------------------------------------------
-def video_metrics(x: torch.Tensor, y: torch.Tensor) -> dict:
-    """Per-frame PSNR / SSIM and per-transition flicker of uint8 `[3,T,H,W]` videos, in chunks."""
-    frames = x.shape[1]
-    psnrs, ssims, flicker = [], [], []
-    for start in range(0, frames, METRIC_CHUNK):
-        stop = min(start + METRIC_CHUNK, frames)
-        a = to_model(x[:, start : stop + 1])  # one frame more, for the transition into the next chunk
-        b = to_model(y[:, start : stop + 1])
-        n = stop - start
-        fa, fb = a[:, :n].transpose(0, 1), b[:, :n].transpose(0, 1)  # [n,3,H,W]
-        psnrs += psnr(fb, fa).tolist()
-        ssims += ssim(fb, fa).tolist()
-        if a.shape[1] >= 2:
-            flicker += flicker_per_transition(a, b).tolist()
-    return {
-        "psnr": statistics.fmean(psnrs), "ssim": statistics.fmean(ssims),
-        "flicker": statistics.fmean(flicker) if flicker else None,
-        "psnr_per_frame": psnrs, "ssim_per_frame": ssims, "flicker_per_transition": flicker,
-    }
-
-
 # -- methods ------------------------------------------------------------------------------------
 def run_ours(tok, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """uint8 `[3,T,H,W]` -> (uint8 reconstruction, facts): `encode`, `decode` cropped to the original size."""
+    """uint8 `[3,T,H,W]` -> (uint8 reconstruction, facts): coded as the file path codes it
+    (windows of latent frames, the same codes as `encode` of the whole clip), cropped to the original size."""
     _, frames, height, width = x.shape
-    t0 = time.perf_counter()
-    codes = tok.encode(to_model(x)[None])
-    t1 = time.perf_counter()
-    recon = from_model(tok.decode(codes, size=(frames, height, width))[0].cpu())
-    t2 = time.perf_counter()
-    grid = tuple(codes.shape[1:])
+    rt = roundtrip(tok, x)
+    grid = tuple(rt.codes.shape)
     bits = math.prod(grid) * math.log2(tok.codebook_size)
-    return recon, {"grid": list(grid), "codes": math.prod(grid), "bits": bits, "bpp": tok.bits_per_pixel(frames, height, width),
-                   "encode_s": t1 - t0, "decode_s": t2 - t1}
+    return rt.recon, {"grid": list(grid), "codes": math.prod(grid), "bits": bits, "bpp": tok.bits_per_pixel(frames, height, width),
+                      "encode_s": rt.encode_s, "decode_s": rt.decode_s}
 
 
 def run_image_per_frame(img, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -145,78 +115,16 @@ def run_image_per_frame(img, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
                    "encode_s": encode_s, "decode_s": decode_s}
 
 
-def yuv_frames(x: torch.Tensor) -> list[av.VideoFrame]:
-    """uint8 `[3,T,H,W]` -> yuv420p frames, BT.709 limited range as mmtok's VideoWriter makes
-    them; an odd width / height is padded by repeating the last column / row (yuv420p needs even)."""
-    _, _, height, width = x.shape
-    rgb = x.permute(1, 2, 3, 0).numpy()
-    rgb = np.pad(rgb, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-    return [av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(
-                format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG, interpolation=_SCALE)
-            for image in rgb]
-
-
-def h264_encode(frames: list[av.VideoFrame], fps: float, crf: float, preset: str, threads: int) -> tuple[int, bytes]:
-    """Encode to an in-memory mp4 with libx264 at `crf`: (payload bytes = sum of packet sizes, mp4 bytes)."""
-    buffer = io.BytesIO()
-    payload = 0
-    rate = frame_rate(fps)
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
-        codec = stream.codec_context
-        codec.time_base = 1 / rate
-        codec.options = {"crf": f"{crf:.4f}", "preset": preset, "threads": str(threads)}
-        codec.colorspace = codec.color_primaries = codec.color_trc = 1  # BT.709, as the frames were converted
-        codec.color_range = 1  # limited
-        for index, frame in enumerate([*frames, None]):
-            if frame is not None:
-                frame.pts, frame.time_base = index, codec.time_base
-            for packet in stream.encode(frame):
-                payload += packet.size
-                container.mux(packet)
-    return payload, buffer.getvalue()
-
-
-def run_h264(x: torch.Tensor, fps: float, target_bits: float, preset: str, threads: int, iters: int, tmp: Path) -> tuple[torch.Tensor, dict]:
-    """H.264 at (close to) `target_bits` on this clip: bisect the CRF (float, 0..51; bits fall
-    as CRF rises) and keep the trial closest to the target among those spending at most
-    `1 + H264_TOLERANCE` times it. Decoded back with mmtok's reader, cropped to the original size."""
-    _, frames_n, height, width = x.shape
+def run_h264(x: torch.Tensor, fps: float, target_bits: float, preset: str, threads: int, iters: int) -> tuple[torch.Tensor, dict]:
+    """H.264 at (close to) `target_bits` on this clip (`mmtok.eval.baselines.h264.match_bits`:
+    CRF bisected, at most +5 %), decoded back with mmtok's reader, cropped to the original size."""
+    _, frames, height, width = x.shape
     t0 = time.perf_counter()
-    frames = yuv_frames(x)
-    limit = target_bits * (1 + H264_TOLERANCE)
-    trials: list[tuple[float, int, bytes]] = []
-
-    def trial(crf: float) -> int:
-        payload, data = h264_encode(frames, fps, crf, preset, threads)
-        trials.append((crf, payload, data))
-        return payload * 8
-
-    low, high = 0.0, 51.0
-    reachable = trial(high) <= limit  # the most H.264 can save
-    if reachable:
-        for _ in range(max(iters - 1, 0)):
-            crf = (low + high) / 2
-            bits = trial(crf)
-            if abs(bits / target_bits - 1) < 0.01:
-                break
-            low, high = (crf, high) if bits > target_bits else (low, crf)
-    fitting = [t for t in trials if t[1] * 8 <= limit]
-    crf, payload, data = min(fitting, key=lambda t: abs(t[1] * 8 - target_bits)) if fitting else trials[0]
+    match = match_bits(yuv_frames(x), fps, target_bits, preset, threads, iters)
     t1 = time.perf_counter()
-    path = tmp / "h264.mp4"
-    path.write_bytes(data)
-    decoded = read_video(path)
-    if decoded.shape[1] != frames_n:
-        raise MmtokError(f"H.264 round trip gave {decoded.shape[1]} frames for {frames_n}; the baseline is broken")
-    recon = from_model(decoded[:, :, :height, :width])
-    return recon, {
-        "crf": crf, "payload_bytes": payload, "file_bytes": len(data), "bits": payload * 8, "bpp": payload * 8 / (frames_n * height * width),
-        "target_bits": target_bits, "bits_over_target": payload * 8 / target_bits - 1, "reached_target": reachable,
-        "trials": [{"crf": c, "payload_bytes": p} for c, p, _ in trials], "preset": preset,
-        "encode_s": t1 - t0, "decode_s": time.perf_counter() - t1,
-    }
+    recon = decode_h264(match.chosen.data, (frames, height, width))
+    return recon, {**match.facts(), "bpp": match.chosen.bits / (frames * height * width),
+                   "encode_s": t1 - t0, "decode_s": time.perf_counter() - t1}
 
 
 # -- tables -------------------------------------------------------------------------------------
@@ -264,75 +172,24 @@ def clip_table(rows: list[dict], methods: list[str], names: dict[str, str]) -> s
 
 
 # -- pictures -----------------------------------------------------------------------------------
-def save_quality_per_frame(row: dict, methods: list[str], names: dict[str, str], group_starts: list[int], path: Path) -> None:
-    """PSNR per frame and flicker per transition of one clip, every method; dotted lines where
-    the video tokenizer's latent frames start (frame 0 alone, then groups)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colors = {OURS: "tab:blue", H264: "tab:orange", IMAGE: "tab:green"}
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
-    for method in methods:
-        m = row[method]
-        label = f"{names[method]}: {m['bpp']:.4f} bpp, mean {m['psnr']:.2f} dB"
-        top.plot(range(len(m["psnr_per_frame"])), m["psnr_per_frame"], marker=".", color=colors[method], label=label)
-        bottom.plot([t + 0.5 for t in range(len(m["flicker_per_transition"]))], m["flicker_per_transition"], marker=".",
-                    color=colors[method], label=f"{names[method]}: mean {_num(m['flicker'], '.4f')}")
-    for ax in (top, bottom):
-        for start in group_starts:
-            ax.axvline(start - 0.5, color="tab:blue", alpha=0.25, linestyle=":")
-        ax.grid(alpha=0.3)
-    top.set_ylabel("PSNR (dB)")
-    top.set_title(f"{row['file']} ({row['frames']} frames, {row['width']}x{row['height']}, {row['fps']:g} fps); "
-                  "dotted: first frame of each latent frame of ours", fontsize=9)
-    top.legend(fontsize=8)
-    bottom.set_ylabel("flicker |Δrecon - Δorig|, [0,1]")
-    bottom.set_xlabel("frame (flicker: between frame t and t+1)")
-    bottom.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    plt.close(fig)
-
-
-def save_frames_strip(clips: list[dict], methods: list[str], names: dict[str, str], count: int, path: Path,
-                      max_bytes: int = 300_000) -> None:
-    """Per clip: a title line, then rows original / each method, `count` frames evenly spaced.
-    JPEG quality is lowered until the file is under `max_bytes`."""
-    from PIL import Image, ImageDraw
-
-    thumb_h, label_w, title_h, pad = 96, 150, 18, 2
-    blocks = []
-    for clip in clips:
-        frames = clip["original"].shape[1]
-        picks = sorted({round(i * (frames - 1) / max(count - 1, 1)) for i in range(count)})
-        height, width = clip["original"].shape[-2:]
-        thumb_w = max(1, round(width * thumb_h / height))
-        rows = [("original", clip["original"], "")] + [(names[m], clip[m], f"{clip['row'][m]['psnr']:.2f} dB, "
-                                                        f"{clip['row'][m]['bpp']:.3f} bpp") for m in methods]
-        block = Image.new("RGB", (label_w + len(picks) * (thumb_w + pad), title_h + len(rows) * (thumb_h + pad)), "white")
-        draw = ImageDraw.Draw(block)
-        draw.text((4, 3), f"{clip['row']['file']}: frames {', '.join(map(str, picks))}", fill="black")
-        for r, (label, video, scores) in enumerate(rows):
-            y = title_h + r * (thumb_h + pad)
-            draw.text((4, y + thumb_h // 2 - 12), label[:24], fill="black")
-            if scores:
-                draw.text((4, y + thumb_h // 2 + 2), scores, fill="dimgray")
-            for c, k in enumerate(picks):
-                image = Image.fromarray(video[:, k].permute(1, 2, 0).numpy()).resize((thumb_w, thumb_h), Image.Resampling.LANCZOS)
-                block.paste(image, (label_w + c * (thumb_w + pad), y))
-        blocks.append(block)
-    canvas = Image.new("RGB", (max(b.width for b in blocks), sum(b.height + 6 for b in blocks)), "white")
-    y = 0
-    for b in blocks:
-        canvas.paste(b, (0, y))
-        y += b.height + 6
-    for quality in (85, 75, 65, 55, 45, 35):
-        data = io.BytesIO()
-        canvas.save(data, format="JPEG", quality=quality, optimize=True)
-        if data.tell() <= max_bytes:
-            break
-    atomic_write(path, lambda tmp: tmp.write_bytes(data.getvalue()))
+def save_figures(kept: dict[str, dict], figure_names: list[str], methods: list[str], names: dict[str, str], tok, strip_frames: int,
+                 out: Path) -> list[Path]:
+    """quality_per_frame.png of the first figure clip, frames_strip.jpg of all of them."""
+    first = kept[figure_names[0]]["row"]
+    group_starts = [tok.first_frame_of(j) for j in range(tok.latent_frames(first["frames"]))]
+    colors = method_colors([names[m] for m in methods])
+    title = (f"{first['file']} ({first['frames']} frames, {first['width']}x{first['height']}, {first['fps']:g} fps); "
+             "dotted: first frame of each latent frame of ours")
+    written = [save_quality_per_frame(out / "quality_per_frame.png", title, {names[m]: first[m] for m in methods}, group_starts, colors)]
+    clips = []
+    for name in figure_names:
+        clip, row = kept[name], kept[name]["row"]
+        shown = picks(row["frames"], strip_frames)
+        rows = [("original", clip["original"][:, shown])] + [
+            (f"{names[m]}\n{row[m]['psnr']:.2f} dB, {row[m]['bpp']:.3f} bpp", clip[m][:, shown]) for m in methods]
+        clips.append(StripClip(f"{row['file']} ({row['frames']} frames, {row['width']}x{row['height']})", shown, rows))
+    written.append(save_frame_strip(out / "frames_strip.jpg", clips, thumb_height=96, max_bytes=300_000))
+    return written
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -369,28 +226,27 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     kept: dict[str, dict] = {}
     totals = {method: 0.0 for method in methods}
-    with tempfile.TemporaryDirectory(prefix="mmtok-h264-") as tmp_name:
-        for n, f in enumerate(evaluated, 1):
-            t_clip = time.perf_counter()
-            info = video_info(f)
-            x = from_model(read_video(f))  # uint8 [3,T,H,W]: exactly the decoded source frames
-            _, frames, height, width = x.shape
-            row = {"file": f.name, "frames": frames, "height": height, "width": width, "fps": info.fps, "seconds": frames / info.fps}
-            recons: dict[str, torch.Tensor] = {}
-            recons[OURS], row[OURS] = run_ours(tok, x)
-            recons[H264], row[H264] = run_h264(x, info.fps, row[OURS]["bits"], args.x264_preset, args.threads, args.h264_iters, Path(tmp_name))
-            if img is not None:
-                recons[IMAGE], row[IMAGE] = run_image_per_frame(img, x)
-            for method in methods:
-                row[method].update(video_metrics(x, recons[method]))
-                totals[method] += row[method]["encode_s"] + row[method]["decode_s"]
-            rows.append(row)
-            if f.name in figure_names:
-                kept[f.name] = {"original": x, "row": row, **recons}
-            print(f"[{n}/{len(evaluated)}] {f.name} ({frames} frames {width}x{height}, {time.perf_counter() - t_clip:.1f}s): "
-                  + "; ".join(f"{method} {row[method]['psnr']:.2f} dB / SSIM {row[method]['ssim']:.3f} / flicker "
-                              f"{_num(row[method]['flicker'], '.4f')} / {row[method]['bpp']:.4f} bpp" for method in methods),
-                  file=sys.stderr, flush=True)
+    for n, f in enumerate(evaluated, 1):
+        t_clip = time.perf_counter()
+        info = video_info(f)
+        x = read_clip(f)  # uint8 [3,T,H,W]: exactly the decoded source frames
+        _, frames, height, width = x.shape
+        row = {"file": f.name, "frames": frames, "height": height, "width": width, "fps": info.fps, "seconds": frames / info.fps}
+        recons: dict[str, torch.Tensor] = {}
+        recons[OURS], row[OURS] = run_ours(tok, x)
+        recons[H264], row[H264] = run_h264(x, info.fps, row[OURS]["bits"], args.x264_preset, args.threads, args.h264_iters)
+        if img is not None:
+            recons[IMAGE], row[IMAGE] = run_image_per_frame(img, x)
+        for method in methods:
+            row[method].update(clip_scores(x, recons[method]))
+            totals[method] += row[method]["encode_s"] + row[method]["decode_s"]
+        rows.append(row)
+        if f.name in figure_names:
+            kept[f.name] = {"original": x, "row": row, **recons}
+        print(f"[{n}/{len(evaluated)}] {f.name} ({frames} frames {width}x{height}, {time.perf_counter() - t_clip:.1f}s): "
+              + "; ".join(f"{method} {row[method]['psnr']:.2f} dB / SSIM {row[method]['ssim']:.3f} / flicker "
+                          f"{_num(row[method]['flicker'], '.4f')} / {row[method]['bpp']:.4f} bpp" for method in methods),
+              file=sys.stderr, flush=True)
 
     summary = summarize(rows, methods)
     table = summary_table(summary, names)
@@ -411,10 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     written = [out / "results.json", out / "results.md"]
     if figure_names and figure_names[0] in kept:
-        group_starts = [tok.first_frame_of(j) for j in range(tok.latent_frames(kept[figure_names[0]]["row"]["frames"]))]
-        save_quality_per_frame(kept[figure_names[0]]["row"], methods, names, group_starts, out / "quality_per_frame.png")
-        save_frames_strip([kept[name] for name in figure_names if name in kept], methods, names, args.strip_frames, out / "frames_strip.jpg")
-        written += [out / "quality_per_frame.png", out / "frames_strip.jpg"]
+        written += save_figures(kept, [name for name in figure_names if name in kept], methods, names, tok, args.strip_frames, out)
     results = {
         "command": command,
         "tokenizer": {"path": str(args.tokenizer), "kind": tok.kind, "fingerprint": tok.fingerprint, "codebook_size": tok.codebook_size,

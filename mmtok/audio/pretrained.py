@@ -44,6 +44,7 @@ from mmtok.checkpoint import rounded_state
 from mmtok.errors import MmtokError
 from mmtok.files import replace_directory
 from mmtok.hf_spec import HF_PREFIX, resolve_spec
+from mmtok.quantize.pretrained_search import use_exact_search
 from mmtok.tokenizer import register_kind
 
 # Config keys that record where and how a model was saved, not what it computes. They are left
@@ -141,6 +142,7 @@ class PretrainedAudioCodec(AudioTokenizer):
         hf_config = model.config if model is not None else model_class.config_class.from_dict(json.loads(config.hf_config))
         self.check_hf_config(hf_config, self.kind)
         self.model = (model if model is not None else model_class(hf_config)).eval()
+        use_exact_search(self.model)  # bounded-memory exact nearest codes (mmtok.quantize.nearest)
         self._setup(hf_config)
 
     @classmethod

@@ -2,7 +2,7 @@
 
 A and B are two files, or two folders whose files are paired by relative path without
 suffix (so `photos/cat.jpg` pairs with `recon/cat.png`, `speech/a.flac` with `recon/a.wav`).
-Images: PSNR / SSIM. Audio (compared as mono at the original's sample rate): multi-scale
+Images: PSNR / SSIM / MS-SSIM (n/a below 161 px). Audio (compared as mono at the original's sample rate): multi-scale
 mel distance, SI-SDR and STOI. Video: PSNR / SSIM averaged over frames and temporal flicker.
 """
 
@@ -47,18 +47,18 @@ def pair_files(a: Path, b: Path) -> tuple[str, list[tuple[Path, Path]]]:
 
 
 def image_scores(fa: Path, fb: Path) -> dict[str, float]:
-    from mmtok.eval.metrics import psnr, ssim
-    from mmtok.media.image import read_image, to_model
+    from mmtok.eval.image_report import image_scores as scores
+    from mmtok.media.image import read_image
 
     x, y = read_image(fa), read_image(fb)
     if x.shape != y.shape:
         raise MmtokError(f"{fb}: size {tuple(y.shape[1:])} differs from {fa} {tuple(x.shape[1:])}")
-    xa, yb = to_model(x)[None], to_model(y)[None]
-    return {"PSNR": float(psnr(xa, yb)), "SSIM": float(ssim(xa, yb))}
+    s = scores(x, y)
+    return {"PSNR": s["psnr"], "SSIM": s["ssim"], "MS-SSIM": float("nan") if s["ms_ssim"] is None else s["ms_ssim"]}
 
 
 def audio_scores(fa: Path, fb: Path) -> dict[str, float]:
-    from mmtok.eval.audio_metrics import mel_distance, si_sdr, stoi
+    from mmtok.eval.audio_metrics import clip_scores
     from mmtok.media.audio import audio_info, read_audio
 
     rate = audio_info(fa).sample_rate
@@ -66,20 +66,21 @@ def audio_scores(fa: Path, fb: Path) -> dict[str, float]:
     if abs(x.shape[-1] - y.shape[-1]) > 0.01 * x.shape[-1]:
         raise MmtokError(f"{fb}: length {y.shape[-1] / rate:.2f} s differs from {fa} {x.shape[-1] / rate:.2f} s")
     n = min(x.shape[-1], y.shape[-1])
-    x, y = x[None, :, :n], y[None, :, :n]
-    return {"mel": float(mel_distance(y, x, rate)), "SI-SDR": float(si_sdr(y, x)), "STOI": float(stoi(y, x, rate))}
+    s = clip_scores(y[:, :n], x[:, :n], rate)
+    return {"mel": s["mel_distance"], "SI-SDR": s["si_sdr"], "STOI": s["stoi"]}
 
 
 def video_scores(fa: Path, fb: Path) -> dict[str, float]:
-    from mmtok.eval.video_metrics import frame_psnr, frame_ssim, temporal_flicker
-    from mmtok.media.video import read_video
+    from mmtok.eval.video_clips import read_clip
+    from mmtok.eval.video_metrics import clip_scores
 
-    x, y = read_video(fa), read_video(fb)
+    x, y = read_clip(fa), read_clip(fb)
     # yuv420p stores odd sizes one pixel larger (media/video.py): compare the original's area.
     y = y[:, :, : x.shape[2], : x.shape[3]]
     if x.shape != y.shape:
         raise MmtokError(f"{fb}: {y.shape[1]} frames of {tuple(y.shape[2:])} differ from {fa} {x.shape[1]} of {tuple(x.shape[2:])}")
-    return {"PSNR": float(frame_psnr(x, y).mean()), "SSIM": float(frame_ssim(x, y).mean()), "flicker": temporal_flicker(x, y)}
+    s = clip_scores(x, y)
+    return {"PSNR": s["psnr"], "SSIM": s["ssim"], "flicker": s["flicker"] or 0.0}
 
 
 SCORES = {"image": image_scores, "audio": audio_scores, "video": video_scores}
@@ -89,7 +90,7 @@ SCORES = {"image": image_scores, "audio": audio_scores, "video": video_scores}
 @click.argument("originals", type=click.Path(path_type=Path))
 @click.argument("reconstructions", type=click.Path(path_type=Path))
 def compare(originals: Path, reconstructions: Path) -> None:
-    """Print quality of RECONSTRUCTIONS against ORIGINALS (images: PSNR dB, SSIM; audio: mel
+    """Print quality of RECONSTRUCTIONS against ORIGINALS (images: PSNR dB, SSIM, MS-SSIM; audio: mel
     distance, SI-SDR dB, STOI; video: PSNR dB, SSIM per frame, temporal flicker)."""
     modality, pairs = pair_files(originals, reconstructions)
     scores = SCORES[modality]

@@ -13,6 +13,7 @@ import click
 from mmtok.cli.codes import decode, encode
 from mmtok.cli.compare import compare
 from mmtok.cli.detokenize import detokenize
+from mmtok.cli.evaluate import evaluate
 from mmtok.cli.extend import extend
 from mmtok.cli.generate import generate
 from mmtok.cli.info import info
@@ -24,7 +25,7 @@ from mmtok.errors import MmtokError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mmtok")
 def main() -> None:
-    """Discrete tokenizers for multimodal LLMs: train, encode, decode, inspect; extend an LLM
+    """Discrete tokenizers for multimodal LLMs: train, encode, decode, inspect, evaluate; extend an LLM
     with media tokens, pre-tokenize datasets, generate and detokenize."""
 
 
@@ -33,6 +34,7 @@ main.add_command(encode)
 main.add_command(decode)
 main.add_command(info)
 main.add_command(compare)
+main.add_command(evaluate)
 main.add_command(extend)
 main.add_command(generate)
 main.add_command(pretokenize)

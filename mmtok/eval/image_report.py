@@ -4,13 +4,16 @@
     print(report.summary["psnr_mean"])                   # codebook_sizes and downsample
     save_reconstruction_grid(originals, {"mmtok": recons}, "grid.png")
     save_codebook_usage_plot(report.counts, "usage.png")
+    save_rate_distortion_plot({"JPEG": {"bpp": [...], "psnr": [...]}, ...}, "rd.png", [("psnr", "PSNR (dB)")])
 
 Quality is measured on what a user gets back: the decoded image rounded to uint8, at the
-input's native size (padding cropped), with `mmtok.eval.metrics` (PSNR / SSIM on [0,1]).
+input's native size (padding cropped), with `mmtok.eval.metrics` (PSNR / SSIM / MS-SSIM on
+[0,1]; `image_scores`), the same way for tokenizers and classic codecs.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -20,7 +23,7 @@ from typing import Any
 
 import torch
 
-from mmtok.eval.metrics import bits_per_pixel, codebook_usage, psnr, ssim
+from mmtok.eval.metrics import bits_per_pixel, codebook_usage, ms_ssim, psnr, ssim
 from mmtok.files import atomic_write
 from mmtok.image.base import ImageTokenizer
 from mmtok.image.files import decode_image, encode_image
@@ -31,8 +34,9 @@ from mmtok.media.image import from_model, read_image, to_model
 class ImageReport:
     """Result of `evaluate_image_tokenizer`.
 
-    `per_image`: one dict per file (name, height, width, grid, psnr, ssim);
-    `summary`: means / medians of PSNR and SSIM, codebook usage and perplexity over the whole
+    `per_image`: one dict per file (name, height, width, grid, bpp: effective bits per pixel
+    of this file, psnr, ssim, ms_ssim: None where the image is too small for it);
+    `summary`: `quality_summary` of the rows, codebook usage and perplexity over the whole
     set, nominal and effective (padding included) bits per pixel, timings;
     `counts`: code histogram `[K]` int64; `kept`: file name -> reconstruction `[3,H,W]` uint8
     for the files named in `keep`.
@@ -46,6 +50,26 @@ class ImageReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able view (no tensors)."""
         return {"summary": self.summary, "per_image": self.per_image}
+
+
+def image_scores(original: torch.Tensor, recon: torch.Tensor) -> dict[str, float | None]:
+    """PSNR (dB), SSIM and MS-SSIM of a `[3,H,W]` uint8 reconstruction against its original;
+    `ms_ssim` is None for images too small for its five scales (`metrics.MS_SSIM_MIN_SIDE`)."""
+    x, y = to_model(original)[None], to_model(recon)[None]
+    multi = float(ms_ssim(x, y)[0])
+    return {"psnr": float(psnr(x, y)[0]), "ssim": float(ssim(x, y)[0]), "ms_ssim": None if math.isnan(multi) else multi}
+
+
+def quality_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean and median of `psnr`, `ssim`, `ms_ssim` and `bpp` over per-image rows (MS-SSIM
+    over the images that have one; `ms_ssim_images` says how many; None if none)."""
+    out: dict[str, Any] = {"images": len(rows)}
+    for key in ("bpp", "psnr", "ssim", "ms_ssim"):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        out[f"{key}_mean"] = statistics.fmean(values) if values else None
+        out[f"{key}_median"] = statistics.median(values) if values else None
+    out["ms_ssim_images"] = sum(r.get("ms_ssim") is not None for r in rows)
+    return out
 
 
 def roundtrip(tok: Any, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,26 +105,24 @@ def evaluate_image_tokenizer(
     kept: dict[str, torch.Tensor] = {}
     seconds = 0.0
     pixels = codes_total = 0
+    bits_per_code = math.log2(k)
     for path in tqdm(list(map(Path, files)), desc=desc, unit="img", disable=not progress):
         image = read_image(path)
         start = time.perf_counter()
         codes, recon = roundtrip(tok, image)
         seconds += time.perf_counter() - start
         counts += torch.bincount(codes.reshape(-1), minlength=k)
-        x, y = to_model(image)[None], to_model(recon)[None]
+        height, width = image.shape[-2:]
         rows.append({
-            "name": path.name, "height": image.shape[-2], "width": image.shape[-1], "grid": list(codes.shape),
-            "psnr": float(psnr(x, y)[0]), "ssim": float(ssim(x, y)[0]),
+            "name": path.name, "height": height, "width": width, "grid": list(codes.shape),
+            "bpp": codes.numel() * bits_per_code / (height * width), **image_scores(image, recon),
         })
-        pixels += image.shape[-2] * image.shape[-1]
+        pixels += height * width
         codes_total += codes.numel()
         if path.name in keep:
             kept[path.name] = recon
-    psnrs, ssims = [r["psnr"] for r in rows], [r["ssim"] for r in rows]
     summary = {
-        "images": len(rows),
-        "psnr_mean": statistics.fmean(psnrs), "psnr_median": statistics.median(psnrs),
-        "ssim_mean": statistics.fmean(ssims), "ssim_median": statistics.median(ssims),
+        **quality_summary(rows),
         **codebook_usage(counts),
         "codebook_size": k, "downsample": f,
         "bpp": bits_per_pixel(k, f),
@@ -114,33 +136,39 @@ def evaluate_image_tokenizer(
 def save_reconstruction_grid(
     originals: Sequence[torch.Tensor], recons_by_name: Mapping[str, Sequence[torch.Tensor]], path: str | Path,
     row_titles: Sequence[str] | None = None, panel_inches: float = 3.0,
+    notes: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
-    """PNG grid: one row per image, columns original then each method (titles with PSNR).
+    """Grid picture: one row per image, columns original then each method (titles with PSNR).
 
     `originals`: `[3,H,W]` uint8 images; `recons_by_name`: method name -> one uint8
-    reconstruction per original, same sizes. Written atomically.
+    reconstruction per original, same sizes; `notes`: method name -> one short text per
+    original for its panel titles (e.g. the bits it spent). The format follows the suffix: a
+    `.jpg` is written at quality 92 without chroma subsampling, because grids of photos run
+    to megabytes as PNG. Written atomically.
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend, no GUI, Agg on save
 
     path = Path(path)
     n, cols = len(originals), 1 + len(recons_by_name)
     # Row heights follow each image's aspect ratio so landscape photos leave no blank bands;
-    # the extra half inch per row holds the titles.
+    # the extra half inch per row holds the two-line titles.
     ratios = [im.shape[-2] / im.shape[-1] for im in originals]
     fig = Figure(figsize=(panel_inches * cols, sum(panel_inches * r + 0.5 for r in ratios)), dpi=100,
                  layout="constrained")
     axes = fig.subplots(n, cols, squeeze=False, gridspec_kw={"height_ratios": ratios})
     for i, original in enumerate(originals):
-        label = "" if row_titles is None else "\n" + _shorten(row_titles[i], 40)
+        label = "" if row_titles is None else "\n" + _shorten(row_titles[i], 36)
         panels = [("original" + label, original)]
         x = to_model(original)[None]
         for name, recons in recons_by_name.items():
-            panels.append((f"{name}: {float(psnr(x, to_model(recons[i])[None])[0]):.2f} dB", recons[i]))
+            note = f" · {notes[name][i]}" if notes and name in notes else ""
+            panels.append((f"{_shorten(name, 36)}\n{float(psnr(x, to_model(recons[i])[None])[0]):.2f} dB{note}", recons[i]))
         for ax, (title, image) in zip(axes[i], panels, strict=True):
             ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
             ax.set_title(title, fontsize=9)
             ax.set_axis_off()
-    atomic_write(path, lambda tmp: fig.savefig(tmp))
+    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, pil_kwargs={"quality": 92, "subsampling": 0} if jpeg else None))
     return path
 
 
@@ -174,5 +202,48 @@ def save_codebook_usage_plot(counts: torch.Tensor | Mapping[str, torch.Tensor], 
     ax.set_title("Codebook usage")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    atomic_write(path, lambda tmp: fig.savefig(tmp))
+    return path
+
+
+def save_rate_distortion_plot(
+    series: Mapping[str, Mapping[str, Sequence[float | None]]], path: str | Path, metrics: Sequence[tuple[str, str]],
+    rate: str = "bpp", rate_label: str = "bits per pixel", styles: Mapping[str, Mapping[str, Any]] | None = None,
+    log_rate: bool = True,
+) -> Path:
+    """PNG with one panel per metric: the metric against the rate, for every series.
+
+    `series`: name -> {rate: [...], metric key: [...]} (equal lengths; None values skipped).
+    A series of several points is drawn as a line (a codec's quality sweep), a single point
+    as a marker labelled with its name (a tokenizer, a codec at matched rate). `metrics`:
+    (key, axis label) per panel; `styles`: name -> matplotlib keyword arguments (color,
+    marker, ...). Written atomically.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    path = Path(path)
+    styles = styles or {}
+    fig = Figure(figsize=(5.2 * len(metrics), 4.6), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, (key, label) in zip(axes, metrics):
+        for name, data in series.items():
+            points = [(r, v) for r, v in zip(data[rate], data.get(key, [])) if r is not None and v is not None]
+            if not points:
+                continue
+            xs, ys = zip(*sorted(points))
+            style = {"marker": "o", "markersize": 4 if len(xs) > 1 else 9, **styles.get(name, {})}
+            ax.plot(xs, ys, linestyle="-" if len(xs) > 1 else "none", label=name, **style)
+        if log_rate:
+            # Plain numbers at 1-2-5 steps: readable where the data span less than a decade.
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(rate_label)
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
     atomic_write(path, lambda tmp: fig.savefig(tmp))
     return path

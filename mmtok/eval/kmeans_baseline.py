@@ -19,10 +19,10 @@ import torch
 
 from mmtok.media.image import to_model
 from mmtok.padding import pad_to_multiple
+from mmtok.quantize.nearest import CodeIndex
 
-# Elements of one block of the N x K distance matrix (float32: 64 MiB). Bounds memory
-# whatever the number of patches or codes.
-CHUNK_ELEMENTS = 1 << 24
+# Rows whose distance to their centre is computed at once (bounds the [rows, D] temporary).
+ROWS_AT_ONCE = 1 << 16
 
 
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
@@ -130,21 +130,13 @@ class PatchKMeans:
         return centers
 
     def _assign(self, data: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Nearest centre of each row of `data [N,D]`: `(ids [N] int64, squared distance [N])`.
-
-        Computed in row chunks so the `[N,K]` distance matrix never exists at once.
-        """
-        c_norms = centers.pow(2).sum(1)
-        chunk = max(1, CHUNK_ELEMENTS // len(centers))
-        ids = torch.empty(len(data), dtype=torch.long)
-        dist = torch.empty(len(data))
-        for start in range(0, len(data), chunk):
-            x = data[start : start + chunk]
-            # ||x||^2 is the same for every centre, so the argmin needs only -2 x.c + ||c||^2.
-            d = torch.addmm(c_norms, x, centers.T, alpha=-2.0)
-            best, idx = d.min(1)
-            ids[start : start + chunk] = idx
-            dist[start : start + chunk] = (best + x.pow(2).sum(1)).clamp_min_(0)
+        """Nearest centre of each row of `data [N,D]`: `(ids [N] int64, squared distance [N])`,
+        by the exact chunked search every VQ encoder uses (`mmtok.quantize.nearest`)."""
+        ids = CodeIndex(centers).search(data)
+        dist = torch.cat([
+            (data[i : i + ROWS_AT_ONCE] - centers[ids[i : i + ROWS_AT_ONCE]]).pow_(2).sum(1)
+            for i in range(0, len(data), ROWS_AT_ONCE)
+        ])
         return ids, dist
 
     # -- codes ---------------------------------------------------------------------------

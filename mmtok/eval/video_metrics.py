@@ -6,13 +6,18 @@
   `mean |(y[t+1] - y[t]) - (x[t+1] - x[t])|` on the [0,1] scale (0 for a perfect or a
   uniformly offset copy; grows when a reconstruction shimmers or jumps at latent-frame
   borders even where each frame alone looks fine).
+- `clip_scores`: all three for a uint8 original and reconstruction, chunk by chunk, with
+  their means (what the video evaluator and benchmark report per clip).
 """
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 
 from mmtok.eval.metrics import psnr, ssim
+from mmtok.media.image import to_model
 
 
 def _frames(video: torch.Tensor) -> torch.Tensor:
@@ -44,3 +49,27 @@ def flicker_per_transition(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def temporal_flicker(x: torch.Tensor, y: torch.Tensor) -> float:
     """Mean of `flicker_per_transition`; 0.0 for 1-frame videos."""
     return float(flicker_per_transition(x, y).mean()) if x.shape[1] > 1 else 0.0
+
+
+def clip_scores(x: torch.Tensor, y: torch.Tensor, chunk: int = 8) -> dict:
+    """Scores of reconstruction `y` against original `x`, both uint8 `[3,T,H,W]` of one size,
+    converted to float `chunk` frames at a time (SSIM runs in float64: bounded memory).
+
+    Returns `psnr_per_frame` / `ssim_per_frame` (`T` floats), `flicker_per_transition`
+    (`T-1`), and their means `psnr`, `ssim`, `flicker` (None for a 1-frame clip)."""
+    if x.shape != y.shape:
+        raise ValueError(f"original {tuple(x.shape)} and reconstruction {tuple(y.shape)} differ in shape")
+    frames = x.shape[1]
+    psnrs, ssims, flicker = [], [], []
+    for start in range(0, frames, chunk):
+        stop = min(start + chunk, frames)
+        a, b = to_model(x[:, start : stop + 1]), to_model(y[:, start : stop + 1])  # + the next chunk's first frame
+        n = stop - start
+        psnrs += frame_psnr(a[:, :n], b[:, :n]).tolist()
+        ssims += frame_ssim(a[:, :n], b[:, :n], chunk).tolist()
+        if a.shape[1] >= 2:
+            flicker += flicker_per_transition(a, b).tolist()
+    return {
+        "psnr": statistics.fmean(psnrs), "ssim": statistics.fmean(ssims), "flicker": statistics.fmean(flicker) if flicker else None,
+        "psnr_per_frame": psnrs, "ssim_per_frame": ssims, "flicker_per_transition": flicker,
+    }

@@ -51,4 +51,4 @@ class ImageVQ(ImageTokenizer):
         return {"recon": self.decoder(zq), "ids": ids, "aux_loss": aux}
 
     def _encode_padded(self, x: torch.Tensor) -> torch.Tensor:
-        return self.quantizer(self.encoder(x))[1]
+        return self.quantizer.encode(self.encoder(x))

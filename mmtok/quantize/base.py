@@ -23,6 +23,8 @@ from einops import rearrange
 from torch import nn
 from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
 
+from mmtok.quantize.vq_search import vq_ids
+
 QUANTIZER_KINDS = ("fsq", "vq", "lfq")
 
 
@@ -76,20 +78,12 @@ class Quantizer(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, _, h, w = z.shape
-        seq = rearrange(z, "b d h w -> b (h w) d")
         if self.config.kind == "vq" and not self.training:
-            # VectorQuantize runs its k-means init on the first batch it sees, even in eval
-            # mode; encoding with an untrained model must not silently rewrite its codebook.
-            # The flag is restored afterwards so encoding leaves the state dict untouched.
-            initted = self.impl._codebook.initted
-            saved = initted.clone()
-            initted.fill_(True)
-            try:
-                out = self.impl(seq)
-            finally:
-                initted.copy_(saved)
-        else:
-            out = self.impl(seq)
+            # Eval: the exact chunked search, not VectorQuantize's full distance matrix (which
+            # would also run its k-means init on an untrained model's first batch).
+            ids = self.encode(z)
+            return self.embed(ids), ids, z.new_zeros(())
+        out = self.impl(rearrange(z, "b d h w -> b (h w) d"))
         if self.config.kind == "fsq":
             zq, ids = out
             aux = z.new_zeros(())
@@ -97,6 +91,21 @@ class Quantizer(nn.Module):
             zq, ids, aux = out[0], out[1], out[2]
         zq = rearrange(zq, "b (h w) d -> b d h w", h=h, w=w)
         return zq, ids.reshape(b, h, w).long(), aux.sum() if aux.numel() > 1 else aux.reshape(())
+
+    @torch.no_grad()
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        """`z [B,D,h,w]` -> ids `[B,h,w]` int64 (eval-mode codes, whatever the module's mode)."""
+        b, _, h, w = z.shape
+        seq = rearrange(z, "b d h w -> b (h w) d")
+        if self.config.kind == "vq":
+            return vq_ids(self.impl, seq).reshape(b, h, w)
+        was_training = self.impl.training
+        self.impl.eval()
+        try:
+            ids = self.impl(seq)[1]
+        finally:
+            self.impl.train(was_training)
+        return ids.reshape(b, h, w).long()
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """`ids: [B,h,w]` integer codes -> `[B,D,h,w]` quantized features."""

@@ -10,11 +10,11 @@ Layout: features `z: [B,D,t]`, codes `[B,K,t]` int64 in `[0, codebook_size)`.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 from vector_quantize_pytorch import ResidualVQ
+
+from mmtok.quantize.vq_search import vq_ids
 
 
 class ResidualQuantizer(nn.Module):
@@ -38,16 +38,16 @@ class ResidualQuantizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, z: torch.Tensor, levels: int | None = None) -> torch.Tensor:
-        """`z [B,D,t] -> ids [B,levels,t]`: greedy residual coding with the first `levels` codebooks."""
+        """`z [B,D,t] -> ids [B,levels,t]`: greedy residual coding with the first `levels`
+        codebooks, each level an exact nearest-code search (`mmtok.quantize.vq_search`)."""
         levels = self.num_quantizers if levels is None else levels
-        residual = z.transpose(1, 2)
+        residual = z.transpose(1, 2).float()
         ids = []
-        with self._frozen_init():
-            for layer in self.rvq.layers[:levels]:
-                quantized, idx, _ = layer(residual)
-                residual = residual - quantized
-                ids.append(idx)
-        return torch.stack(ids, dim=1).long()
+        for layer in self.rvq.layers[:levels]:
+            idx = vq_ids(layer, residual)
+            residual = residual - layer.get_output_from_indices(idx)
+            ids.append(idx)
+        return torch.stack(ids, dim=1)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """`ids [B,k,t]` (k <= K, the first k levels) -> `z_q [B,D,t]`, the sum of their code vectors."""
@@ -59,17 +59,3 @@ class ResidualQuantizer(nn.Module):
         the sum of its levels' vectors)."""
         ids = torch.arange(self.codebook_size, device=self.rvq.layers[0].codebook.device)[None]
         return [layer.get_output_from_indices(ids)[0] for layer in self.rvq.layers]
-
-    @contextlib.contextmanager
-    def _frozen_init(self):
-        # VectorQuantize runs k-means init on the first batch it sees, even in eval mode;
-        # encoding with an untrained codec must not rewrite its codebooks.
-        flags = [layer._codebook.initted for layer in self.rvq.layers]
-        saved = [f.clone() for f in flags]
-        for f in flags:
-            f.fill_(True)
-        try:
-            yield
-        finally:
-            for f, s in zip(flags, saved):
-                f.copy_(s)

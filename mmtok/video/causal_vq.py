@@ -94,7 +94,9 @@ class VideoCausalVQ(VideoTokenizer):
         return {"recon": self.decoder(zq), "ids": ids, "aux_loss": aux}
 
     def _encode_padded(self, x: torch.Tensor) -> torch.Tensor:
-        return self._quantize(self.encoder(x))[1]
+        z = self.encoder(x)
+        b, d, t, h, w = z.shape
+        return self.quantizer.encode(z.reshape(b, d, t * h, w)).reshape(b, t, h, w)
 
     def _decode_latents(self, codes: torch.Tensor) -> torch.Tensor:
         b, t, h, w = codes.shape

@@ -64,6 +64,7 @@ from mmtok.checkpoint import rounded_state
 from mmtok.errors import MmtokError
 from mmtok.files import replace_directory
 from mmtok.hf_spec import HF_PREFIX, resolve_spec
+from mmtok.quantize.pretrained_search import use_exact_search
 from mmtok.tokenizer import register_kind
 from mmtok.video.base import VideoTokenizer
 
@@ -119,6 +120,7 @@ class Emu3VideoTokenizer(VideoTokenizer):
         hf_config = model.config if model is not None else transformers.Emu3VQVAEConfig.from_dict(json.loads(config.hf_config))
         check_hf_config(hf_config, self.kind)
         self.model = (model if model is not None else transformers.Emu3VQVAE(hf_config)).eval()
+        use_exact_search(self.model)  # bounded-memory exact nearest codes (mmtok.quantize.nearest)
         self._temporal = int(hf_config.temporal_downsample_factor)
         self._spatial = 2 ** (len(hf_config.channel_multiplier) - 1)
         self._codebook_size = int(hf_config.codebook_size)

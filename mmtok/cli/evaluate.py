@@ -1,0 +1,118 @@
+"""`mmtok eval`: measure tokenizers (and classic codecs at the same bit rate) on your media
+and write a report with pictures (see `mmtok.eval.image_eval`, `audio_eval`, `video_eval`)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from mmtok.errors import MmtokError
+
+BASELINES = {"image": ("jpeg", "webp", "kmeans"), "audio": ("opus",), "video": ("h264",)}
+
+
+def load_named(specs: tuple[str, ...]) -> dict[str, object]:
+    """`-t PATH` (named after its folder) or `-t NAME=PATH` -> {name: tokenizer}."""
+    import mmtok
+
+    tokenizers: dict[str, object] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or Path(spec).exists():
+            name, path = "", spec
+        tok = mmtok.load(path)
+        name = name or Path(path.rstrip("/")).name or tok.kind
+        if name in tokenizers:
+            raise MmtokError(f"-t {spec}: a second tokenizer called '{name}'; name them, e.g. -t {name}2=PATH")
+        tokenizers[name] = tok
+    return tokenizers
+
+
+def evaluation_files(data: tuple[Path, ...], modality: str, heldout: Path | None, limit: int | None) -> list[Path]:
+    from mmtok.cli.compare import SUFFIXES
+    from mmtok.eval.selection import heldout_files, spread
+    from mmtok.files import expand_inputs
+
+    files = expand_inputs(data, SUFFIXES[modality], modality)
+    if heldout is not None:
+        files = heldout_files(files, heldout, modality)
+    return spread(sorted(files), limit)
+
+
+def default_baseline_train(data: tuple[Path, ...], modality: str, heldout: Path | None) -> tuple[str, ...]:
+    """With --heldout, trained baselines (image k-means) learn from the recipe's training files,
+    never from the held-out files they are scored on; without it, () (the evaluator then fits
+    on the evaluated files and says that this favours the baseline)."""
+    from mmtok.cli.compare import SUFFIXES
+    from mmtok.eval.selection import heldout_files
+    from mmtok.files import expand_inputs
+
+    if heldout is None or modality != "image":
+        return ()
+    files = expand_inputs(data, SUFFIXES[modality], modality)
+    held = set(heldout_files(files, heldout, modality))
+    return tuple(str(f) for f in sorted(files) if f not in held)
+
+
+@click.command(name="eval")
+@click.option("-t", "--tokenizer", "tokenizers", multiple=True, required=True,
+              help="Tokenizer to measure (repeatable, all of one modality): PATH or hf: spec, or NAME=PATH.")
+@click.option("--data", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
+              help="Media files or folders to measure on (repeatable).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Report folder: report.html, report.md, results.json, figures/ (replaced whole).")
+@click.option("--kbps", multiple=True, type=float, help="Audio: bitrates to measure (repeatable; default: each codec's up to 6 kbps).")
+@click.option("--baseline", "baselines", multiple=True,
+              help="Classic codec to compare with (repeatable): jpeg, webp, kmeans (images), opus (audio), h264 "
+                   "(video). Default: all of the modality's.")
+@click.option("--no-baselines", is_flag=True, help="Measure the tokenizers only.")
+@click.option("--baseline-train", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Images to fit the k-means baseline on (default: with --heldout the recipe's training images, "
+                   "else the evaluated images, which favours it).")
+@click.option("--heldout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A training recipe: keep only the files its `exclude` globs held out of training.")
+@click.option("--limit", type=int, help="Measure at most N files, spread over the sorted list.")
+@click.option("--examples", type=int, default=4, show_default=True, help="Files shown in the pictures.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def evaluate(
+    tokenizers: tuple[str, ...], data: tuple[Path, ...], out: Path, kbps: tuple[float, ...], baselines: tuple[str, ...],
+    no_baselines: bool, baseline_train: tuple[Path, ...], heldout: Path | None, limit: int | None, examples: int, seed: int,
+) -> None:
+    """Measure tokenizers on your media, side by side with classic codecs; write a report."""
+    from mmtok.eval.options import EvalOptions
+    from mmtok.eval.report import Report
+
+    toks = load_named(tokenizers)
+    modalities = {tok.modality for tok in toks.values()}
+    if len(modalities) > 1:
+        raise MmtokError(f"-t: tokenizers of different modalities ({', '.join(sorted(modalities))}); evaluate one modality at a time")
+    modality = modalities.pop()
+    unknown = set(baselines) - set(BASELINES[modality])
+    if unknown:
+        raise MmtokError(f"--baseline {sorted(unknown)[0]}: not a {modality} baseline; choose from {', '.join(BASELINES[modality])}")
+    if kbps and modality != "audio":
+        raise MmtokError("--kbps: only audio tokenizers have bitrates to choose")
+    chosen = () if no_baselines else (baselines or BASELINES[modality])
+    files = evaluation_files(data, modality, heldout, limit)
+    train = tuple(str(p) for p in baseline_train) or default_baseline_train(data, modality, heldout)
+    options = EvalOptions(chosen, tuple(kbps) or None, limit, examples, seed, True, train)
+    command = "mmtok " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
+    with Report(f"{', '.join(toks)} on {len(files)} {modality} file{'s' * (len(files) != 1)}", command) as report:
+        evaluator(modality)(toks, files, report, options)
+        report.write(out)
+    click.echo(f"wrote {out / 'report.html'} and {out / 'report.md'}")
+
+
+def evaluator(modality: str):
+    """The `evaluate_<modality>(tokenizers, files, report, options)` function."""
+    if modality == "image":
+        from mmtok.eval.image_eval import evaluate_images
+        return evaluate_images
+    if modality == "audio":
+        from mmtok.eval.audio_eval import evaluate_audio
+        return evaluate_audio
+    from mmtok.eval.video_eval import evaluate_videos
+    return evaluate_videos

@@ -1,0 +1,157 @@
+"""The sections of a video evaluation report (see `mmtok.eval.video_eval`, which measures):
+what was measured, quality and rate with the rate-distortion picture, per clip, quality per
+frame, frame strips and determinism. Each function adds one `Section` to a `Report` and
+draws its figures into the report's figures folder."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from mmtok.eval.baselines.h264 import PRESET, TOLERANCE
+from mmtok.eval.determinism import BATCH
+from mmtok.eval.report import Report
+from mmtok.eval.video_figures import RatePoint, StripClip, save_frame_strip, save_quality_per_frame, save_rate_distortion
+from mmtok.video.base import VideoTokenizer
+
+
+def setup_section(report: Report, tokenizers: Mapping[str, VideoTokenizer], rows: list[dict], sweep_crfs: Sequence[float],
+                  threads: int, max_frames: int, max_pixels: int) -> None:
+    """What was measured and how bits are counted; `sweep_crfs` empty: H.264 was not run."""
+    section = report.section("What was measured")
+    cut = [r for r in rows if r["frames"] < r["source_frames"]]
+    frames = sum(r["frames"] for r in rows)
+    section.text(
+        f"{len(rows)} clip{'s' * (len(rows) != 1)}, {frames:,} frames, each at its own size and frame rate. Long clips are "
+        f"measured on their first {max_frames} frames (fewer for large frames: at most {max_pixels / 1e6:.0f} M pixels "
+        f"per clip, since a clip is held in memory while measured); "
+        + (f"{len(cut)} clip{'s were' if len(cut) != 1 else ' was'} cut so." if cut else "no clip was cut.")
+    )
+    section.text(
+        "Tokenizers code each clip as `mmtok encode` / `mmtok decode` do (windows of latent frames with carried state); "
+        "the decoded frames are rounded to 8 bits and cropped to the original size, and the tokenizer's bits are "
+        "codes x log2(codebook size), padding included, over the original pixels (bpp)."
+    )
+    section.table(["tokenizer", "kind", "pixels per code", "frames per code", "codebook", "bpp (nominal)"],
+                  [[name, tok.kind, f"{tok.spatial_downsample}x{tok.spatial_downsample}", tok.temporal_downsample,
+                    tok.codebook_size, math.log2(tok.codebook_size) / (tok.spatial_downsample ** 2 * tok.temporal_downsample)]
+                   for name, tok in tokenizers.items()])
+    if sweep_crfs:
+        section.text(
+            f"**H.264** (libx264, preset {PRESET}, yuv420p, {threads} thread{'s' * (threads != 1)}): per clip and "
+            f"tokenizer, the CRF is bisected so H.264 spends as close as possible to the tokenizer's bits on that clip and "
+            f"never more than +{TOLERANCE:.0%}; also a sweep over CRF {', '.join(map(str, sweep_crfs))}. Bits counted "
+            "for H.264: every coded frame (the sum of the packet sizes), not the mp4 container nor the few dozen bytes of "
+            "stream header. Decoded back with mmtok's video reader, as `mmtok compare` reads a file."
+        )
+    else:
+        section.text("No classic codec was run (`--baseline h264` adds H.264 at the same bits).")
+
+
+def quality_section(report: Report, summary: list[dict], tokenizers: Mapping, colors: dict[str, str], sweep: list[dict]) -> None:
+    section = report.section("Quality and rate")
+    headline = []
+    for name in tokenizers:
+        own = next(s for s in summary if s["method"] == name)
+        line = f"**{name}**: {own['psnr_mean']:.2f} dB PSNR, SSIM {own['ssim_mean']:.3f} at {own['bpp_mean']:.4f} bpp"
+        h = next((s for s in summary if s.get("matches") == name), None)
+        if h:
+            line += f"; H.264 at the same bits: {h['psnr_mean']:.2f} dB, SSIM {h['ssim_mean']:.3f} ({h['bpp_mean']:.4f} bpp)"
+        if sweep:
+            line += "; " + equal_quality(own, sweep)
+        headline.append(line + ".")
+    section.text(" ".join(headline))
+    section.text("How to read this: PSNR (dB) and SSIM per frame on the [0,1] scale, averaged over the frames of a clip, "
+                 "then over clips (higher is better); flicker = mean |(r[t+1]-r[t]) - (x[t+1]-x[t])| on [0,1], changes "
+                 "between frames that the original does not have (lower is better). H.264 rows spend the bits of the "
+                 "tokenizer they name, clip by clip.")
+    rows = []
+    for s in summary:
+        note = ""
+        if s["kind"] == "h264":
+            note = (f"CRF {s['crf_median']:.1f} (median); bits vs target {s['bits_over_target_min']:+.1%} .. "
+                    f"{s['bits_over_target_max']:+.1%}")
+            if s["reached"] < s["clips"]:
+                note += f"; CRF 51 still above the target on {s['clips'] - s['reached']} clip(s)"
+        rows.append([s["method"], s["clips"], s["bpp_mean"], s["psnr_mean"], s["psnr_median"], s["ssim_mean"], s["ssim_median"],
+                     s["flicker_mean"], note])
+    section.table(["method", "clips", "bpp", "PSNR mean", "PSNR median", "SSIM mean", "SSIM median", "flicker mean", "H.264"],
+                  rows, caption="means and medians over clips")
+    points = [RatePoint(s["method"], s["bpp_mean"], s["psnr_mean"], s["ssim_mean"], s.get("matches")) for s in summary]
+    path = save_rate_distortion(report.figure_path("rate_distortion.png"), points, sweep, colors)
+    section.figure(path, "PSNR and SSIM against bits per pixel: tokenizers (stars), H.264 at each tokenizer's bits "
+                         "(hollow squares) and H.264 over a range of CRFs (curve)")
+    if sweep:
+        section.table(["H.264 CRF", "bpp", "PSNR", "SSIM", "flicker"],
+                      [[p["crf"], p["bpp"], p["psnr"], p["ssim"], p["flicker"]] for p in sweep],
+                      caption="H.264 CRF sweep: means over clips")
+
+
+def equal_quality(own: dict, sweep: list[dict]) -> str:
+    """Where the H.264 sweep reaches the tokenizer's mean PSNR (`own`: its summary), in words."""
+    bpp = own["h264_bpp_at_same_psnr"]
+    if bpp is not None:
+        return f"H.264 reaches the same mean PSNR at about {bpp:.4f} bpp ({own['bpp_mean'] / bpp:.1f}x fewer bits)"
+    coarsest = max(sweep, key=lambda p: p["crf"])
+    if own["psnr_mean"] < coarsest["psnr"]:
+        return (f"even H.264 at CRF {coarsest['crf']:g} is better ({coarsest['psnr']:.2f} dB at {coarsest['bpp']:.4f} bpp, "
+                f"{own['bpp_mean'] / coarsest['bpp']:.1f}x fewer bits)")
+    return "H.264 needs more bits than the sweep's finest CRF for the same PSNR"
+
+
+def clips_section(report: Report, rows: list[dict], methods: list[str]) -> None:
+    section = report.section("Per clip")
+    columns = ["clip", "frames", "size", "fps"] + [f"{m} PSNR" for m in methods] + [f"{m} SSIM" for m in methods]
+    table = []
+    for r in rows:
+        cut = f" of {r['source_frames']}" if r["frames"] < r["source_frames"] else ""
+        table.append([r["file"], f"{r['frames']}{cut}", f"{r['width']}x{r['height']}", r["fps"]]
+                     + [r["methods"][m]["psnr"] for m in methods] + [r["methods"][m]["ssim"] for m in methods])
+    section.table(columns, table, caption="PSNR (dB) and SSIM, means over each clip's frames")
+
+
+def per_frame_section(report: Report, row: dict, methods: list[str], tokenizers: Mapping[str, VideoTokenizer],
+                      colors: dict[str, str]) -> None:
+    section = report.section("Quality per frame")
+    first = next(iter(tokenizers.values()))
+    starts = [first.first_frame_of(j) for j in range(first.latent_frames(row["frames"]))]
+    title = f"{row['file']}: {row['frames']} frames, {row['width']}x{row['height']}, {row['fps']:g} fps"
+    path = save_quality_per_frame(report.figure_path("quality_per_frame.png"), title,
+                                  {m: row["methods"][m] for m in methods}, starts, colors)
+    section.text(f"How to read this: one clip frame by frame. Dotted lines mark where a latent frame of "
+                 f"{next(iter(tokenizers))} starts (frame 0 alone, then groups of {first.temporal_downsample}); a tokenizer whose "
+                 "quality dips inside each group, or whose flicker peaks at group borders, shows its temporal compression.")
+    section.figure(path, f"PSNR, SSIM and flicker per frame of {row['file']}")
+
+
+def strips_section(report: Report, strips: list, methods: list[str]) -> None:
+    section = report.section("Frames")
+    section.text("Frames evenly spaced through each example clip: the original on top, then each method (PSNR and bpp of "
+                 "the whole clip in the label). Open a picture for full size.")
+    for i, (row, keep, kept, original) in enumerate(strips):
+        rows = [("original", original)] + [(f"{m}\n{row['methods'][m]['psnr']:.2f} dB, {row['methods'][m]['bpp']:.4f} bpp",
+                                            kept[m]) for m in methods]
+        title = f"{row['file']} ({row['frames']} frames, {row['width']}x{row['height']})"
+        path = save_frame_strip(report.figure_path(f"frames_{i + 1}_{Path(row['file']).stem}.jpg"), [StripClip(title, keep, rows)])
+        section.figure(path, title)
+
+
+def determinism_section(report: Report, determinism: dict, items: torch.Tensor, crop: int, lengths: dict[str, int],
+                        clips: int) -> None:
+    section = report.section("Determinism")
+    if items.shape[0] == 0:
+        section.text(f"Not measured: no clip has the {max(lengths.values())} frames a crop needs.")
+        return
+    section.text(
+        f"{items.shape[0]} crops of {crop}x{crop} pixels and 1 + (frames per code) frames, cut at random times and places "
+        f"from the {clips} evaluated clip{'s' * (clips != 1)}, encoded with `tok.encode` as a batch of {BATCH} twice "
+        "(repeat) and one by one (alone vs batch). How to read this: 1.0 means every code came out the same; lower means "
+        "codes on a quantizer's decision boundary flip with the batch's float rounding."
+    )
+    section.table(["tokenizer", "frames per crop", "repeat", "alone vs batch", "positions compared"],
+                  [[name, lengths[name], d["repeat"], d["alone_vs_batch"], d["positions"]]
+                   for name, d in determinism.items() if d is not None])
+
