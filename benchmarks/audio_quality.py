@@ -25,13 +25,13 @@ from pathlib import Path
 
 import av
 import torch
-from bench_common import heldout_files, spread
 
 import mmtok
 from mmtok.errors import MmtokError
 from mmtok.eval.audio_figures import Curve, save_rate_distortion, save_spectrograms
 from mmtok.eval.audio_metrics import best_lag, clip_scores, pesq_available, shifted, si_sdr
 from mmtok.eval.baselines.opus import ALIGN_MAX_LAG_MS, check_opus, opus_alignment, opus_roundtrip
+from mmtok.eval.selection import heldout_in, spread
 from mmtok.files import atomic_write
 from mmtok.media.audio import AUDIO_SUFFIXES, read_audio, write_audio
 
@@ -61,13 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- held-out set -------------------------------------------------------------------------------
 def heldout_clips(data: Path, recipe: Path, subset: str) -> dict[str, list[Path]]:
-    """{subset: held-out files under `data/<subset>`} (see `bench_common.heldout_files`)."""
+    """{subset: held-out files under `data/<subset>`} (see `mmtok.eval.selection.heldout_in`)."""
     out = {}
     for name in SUBSETS if subset == "all" else (subset,):
         folder = data / name
         if not folder.is_dir():
             raise MmtokError(f"{folder}: no such folder; --data must hold {' and '.join(SUBSETS)} folders")
-        out[name] = heldout_files(folder, recipe, "audio", AUDIO_SUFFIXES)
+        out[name] = heldout_in(folder, recipe, "audio", AUDIO_SUFFIXES)
     return out
 
 

@@ -1,5 +1,5 @@
-"""Pieces every benchmark script shares: which files are held out, picking a spread of them,
-and measuring an operation's own peak memory. Scripts run as `python benchmarks/X.py`, so
+"""Pieces every benchmark script shares: measuring an operation's own peak memory (held-out
+selection lives in `mmtok.eval.selection`). Scripts run as `python benchmarks/X.py`, so
 this module is importable as `bench_common`. It imports no torch at module level (the speed
 drivers stay standard-library only)."""
 
@@ -11,20 +11,6 @@ import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-
-def heldout_files(folder: Path, recipe: Path, modality: str, suffixes: set[str]) -> list[Path]:
-    """Files under `folder` whose name matches an `exclude` glob of the recipe, sorted."""
-    from mmtok.eval.selection import heldout_in
-
-    return heldout_in(folder, recipe, modality, suffixes)
-
-
-def spread(items: list[Path], n: int | None) -> list[Path]:
-    """`n` items evenly spaced through the sorted list (all sources, not just the first)."""
-    from mmtok.eval.selection import spread as _spread
-
-    return _spread(items, n)
 
 
 def _status_kib(field: str) -> int | None:

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-from bench_common import heldout_files, spread
 from tqdm.auto import tqdm
 
 import mmtok
@@ -32,6 +31,7 @@ from mmtok.eval.image_report import (
     save_reconstruction_grid,
 )
 from mmtok.eval.kmeans_baseline import PatchKMeans
+from mmtok.eval.selection import heldout_in, spread
 from mmtok.files import atomic_write
 from mmtok.media.image import IMAGE_SUFFIXES, read_image
 from mmtok.train.image_data import training_files
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def split(data: Path, recipe: Path) -> tuple[list[Path], list[Path]]:
     """(training files, held-out files), by the same exclude rule the training loop used."""
-    heldout = heldout_files(data, recipe, "image", IMAGE_SUFFIXES)
+    heldout = heldout_in(data, recipe, "image", IMAGE_SUFFIXES)
     train = training_files(data, load_recipe(recipe, "image").train.exclude)
     return train, heldout
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import av
 import torch
-from bench_common import heldout_files, spread
 
 import mmtok
 from mmtok.errors import MmtokError
 from mmtok.eval.baselines.h264 import TOLERANCE as H264_TOLERANCE
 from mmtok.eval.baselines.h264 import decode_h264, match_bits, yuv_frames
+from mmtok.eval.selection import heldout_in, spread
 from mmtok.eval.video_clips import read_clip
 from mmtok.eval.video_eval import picks, roundtrip
 from mmtok.eval.video_figures import StripClip, method_colors, save_frame_strip, save_quality_per_frame
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     tok = load_kind(args.tokenizer, "video")
     img = load_kind(args.image_tokenizer, "image") if args.image_tokenizer else None
     recipe = args.recipe or args.tokenizer / "recipe.yaml"
-    heldout = heldout_files(args.data, recipe, "video", VIDEO_SUFFIXES)
+    heldout = heldout_in(args.data, recipe, "video", VIDEO_SUFFIXES)
     evaluated = spread(heldout, args.clips)
     figure_names = figure_choice(evaluated, args.figure_clips)
     load_s = time.perf_counter() - start

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import assert_cli_error, run_mmtok, sample_image, write_image
 
 import mmtok
-from mmtok.cli.evaluate import default_baseline_train
+from mmtok.cli.evaluate import select_files
 from mmtok.cli.main import main
 from mmtok.eval.baselines.pillow_codecs import JPEG, WEBP, ImageCoder, encode
 from mmtok.eval.image_eval import evaluate_images
@@ -201,6 +201,7 @@ def test_heldout_recipe_fits_kmeans_on_the_training_files(photos, tmp_path):
     on, never from the held-out files it is scored on."""
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("kind: image-vq\ntrain:\n  exclude: ['small*']\n")
-    train = default_baseline_train((photos,), "image", recipe)
+    evaluated, train = select_files((photos,), "image", recipe, None)
     assert sorted(Path(p).name for p in train) == ["big.png", "odd.jpg"]
-    assert default_baseline_train((photos,), "image", None) == ()
+    assert all(f.name.startswith("small") for f in evaluated) and evaluated
+    assert select_files((photos,), "image", None, None)[1] == ()

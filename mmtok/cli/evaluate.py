@@ -31,30 +31,24 @@ def load_named(specs: tuple[str, ...]) -> dict[str, object]:
     return tokenizers
 
 
-def evaluation_files(data: tuple[Path, ...], modality: str, heldout: Path | None, limit: int | None) -> list[Path]:
+def select_files(data: tuple[Path, ...], modality: str, heldout: Path | None, limit: int | None) -> tuple[list[Path], tuple[str, ...]]:
+    """(files to evaluate, files trained baselines learn from by default).
+
+    With `--heldout RECIPE` the evaluated files are those the recipe's `exclude` globs held
+    out, and trained baselines (image k-means) learn from the rest, the recipe's training
+    files, never from the files they are scored on; without it, () (the evaluator then fits
+    on the evaluated files and says that this favours the baseline)."""
     from mmtok.cli.compare import SUFFIXES
     from mmtok.eval.selection import heldout_files, spread
     from mmtok.files import expand_inputs
 
-    files = expand_inputs(data, SUFFIXES[modality], modality)
-    if heldout is not None:
-        files = heldout_files(files, heldout, modality)
-    return spread(sorted(files), limit)
-
-
-def default_baseline_train(data: tuple[Path, ...], modality: str, heldout: Path | None) -> tuple[str, ...]:
-    """With --heldout, trained baselines (image k-means) learn from the recipe's training files,
-    never from the held-out files they are scored on; without it, () (the evaluator then fits
-    on the evaluated files and says that this favours the baseline)."""
-    from mmtok.cli.compare import SUFFIXES
-    from mmtok.eval.selection import heldout_files
-    from mmtok.files import expand_inputs
-
-    if heldout is None or modality != "image":
-        return ()
-    files = expand_inputs(data, SUFFIXES[modality], modality)
-    held = set(heldout_files(files, heldout, modality))
-    return tuple(str(f) for f in sorted(files) if f not in held)
+    files = sorted(expand_inputs(data, SUFFIXES[modality], modality))
+    if heldout is None:
+        return spread(files, limit), ()
+    held = heldout_files(files, heldout, modality)
+    kept_out = set(held)
+    train = tuple(str(f) for f in files if f not in kept_out) if modality == "image" else ()
+    return spread(held, limit), train
 
 
 @click.command(name="eval")
@@ -96,8 +90,8 @@ def evaluate(
     if kbps and modality != "audio":
         raise MmtokError("--kbps: only audio tokenizers have bitrates to choose")
     chosen = () if no_baselines else (baselines or BASELINES[modality])
-    files = evaluation_files(data, modality, heldout, limit)
-    train = tuple(str(p) for p in baseline_train) or default_baseline_train(data, modality, heldout)
+    files, default_train = select_files(data, modality, heldout, limit)
+    train = tuple(str(p) for p in baseline_train) or default_train
     options = EvalOptions(chosen, tuple(kbps) or None, limit, examples, seed, True, train)
     command = "mmtok " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
     with Report(f"{', '.join(toks)} on {len(files)} {modality} file{'s' * (len(files) != 1)}", command) as report:

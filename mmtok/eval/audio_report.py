@@ -70,23 +70,12 @@ def write_audio_report(report: Report, m: Measurements, options: EvalOptions) ->
     if m.alignment:
         alignment_section(report, m.alignment)
     speed_section(report, m)
-    report.results["audio"] = json_safe({
+    report.results["audio"] = {
         "sample_rate": m.rate, "files": [str(f) for f in m.files], "seconds": m.seconds, "metrics": metrics,
         "pesq": pesq_note(m), "tokenizers": {name: tokenizer_facts(name, m) for name in names},
         "opus": opus_facts() if m.opus_kbps else None, "summary": summary, "per_clip": m.rows,
         "codebook": stats, "determinism": m.agreement, "opus_alignment": m.alignment, "timings_seconds": m.timings,
-    })
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with NaN / infinite floats (metrics a clip has no value for) as None: strict JSON, which browsers parse."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+    }
 
 
 def tokenizer_facts(name: str, m: Measurements) -> dict[str, Any]:

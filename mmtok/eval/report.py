@@ -6,7 +6,7 @@ HTML side by side, plus every number in `results.json`.
     section.text("Held-out photos at their native size.")
     section.table(["method", "bpp", "PSNR"], [["ours", 0.22, 31.2]], caption="medians")
     section.figure(report.figure_path("rd.png"), "rate-distortion")   # a PNG written there
-    report.results["image"] = {...}                                 # JSON-able
+    report.results["image"] = {...}                 # JSON-able; NaN / inf are written as null
     report.write(out_dir)     # report.md, report.html, results.json, figures/*.png, atomically
 
 Figures are drawn into `report.figures_dir` (a temp folder) before `write` moves the whole
@@ -164,7 +164,7 @@ class Report:
             shutil.copytree(self.figures_dir, tmp / FIGURES)
             (tmp / "report.md").write_text(self.markdown())
             (tmp / "report.html").write_text(self.html())
-            write_json(tmp / "results.json", self.results)
+            write_json(tmp / "results.json", json_safe(self.results))
 
         return replace_directory(Path(out_dir), fill, merge=False)
 
@@ -176,6 +176,18 @@ class Report:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN / infinite floats (metrics an item has no value for) as None: strict
+    JSON, which browsers and other languages parse."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _inline_html(markdown: str) -> str:
