@@ -65,6 +65,7 @@ class VideoTrainConfig(TrainConfig):
     l1_weight: float = 1.0
     l2_weight: float = 1.0
     temporal_weight: float = 1.0      # L1 between frame differences (flicker)
+    init_from: str = ""               # image tokenizer folder to inflate into the new model (see video/inflate.py)
 
 
 TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {"image": ImageTrainConfig, "audio": AudioTrainConfig, "video": VideoTrainConfig}

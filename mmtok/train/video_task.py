@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from mmtok.checkpoint import load_tokenizer
 from mmtok.errors import MmtokError
 from mmtok.eval.metrics import psnr
 from mmtok.train.losses import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from mmtok.train.recipe import VideoTrainConfig
 from mmtok.train.video_data import clip_loader, training_files
+from mmtok.video.inflate import inflate_image_to_video
 
 
 def _frames(x: torch.Tensor) -> torch.Tensor:
@@ -30,6 +32,14 @@ class VideoTask:
         if model.frames_for(model.latent_frames(cfg.clip_frames)) != cfg.clip_frames:
             raise MmtokError(f"recipe clip_frames {cfg.clip_frames} must be 1 + a multiple of the temporal factor {model.temporal_downsample}")
         self.model, self.cfg = model, cfg
+        if cfg.init_from:  # a resumed run then overwrites these weights with its checkpoint
+            self._inflate(cfg.init_from)
+
+    def _inflate(self, folder: str) -> None:
+        image_tok = load_tokenizer(Path(folder))
+        if image_tok.modality != "image":
+            raise MmtokError(f"{folder}: init_from must be an image tokenizer, this one is {image_tok.modality}")
+        inflate_image_to_video(image_tok.float(), self.model)
 
     def loader(self, data: Path, rank: int, start: int, end: int):
         cfg = self.cfg

@@ -30,7 +30,7 @@ class VideoCausalVQConfig:
     downsample: tuple[str, ...] = ("st", "t")    # transition after each level but the last: "s", "t" or "st"
     frame_levels: int = 1                        # first levels use per-frame (1x3x3) kernels
     num_res_blocks: int = 1                      # per level
-    latent_dim: int = 6                          # channels fed to the quantizer
+    latent_dim: int = 6                          # channels fed to the quantizer (FSQ projects to len(fsq_levels))
     quantizer: QuantizerConfig = field(default_factory=lambda: QuantizerConfig(kind="fsq", fsq_levels=(8, 8, 8, 5, 5, 5)))
 
     def __post_init__(self) -> None:
@@ -38,8 +38,6 @@ class VideoCausalVQConfig:
             raise ValueError("downsample needs one transition per pair of levels: len(channel_mult) - 1 entries")
         if any(d not in TRANSITIONS for d in self.downsample):
             raise ValueError(f"downsample entries must be one of {TRANSITIONS}")
-        if self.quantizer.kind == "fsq" and len(self.quantizer.fsq_levels) != self.latent_dim:
-            raise ValueError("fsq needs latent_dim == len(fsq_levels)")
 
     @property
     def spatial_downsample(self) -> int:
