@@ -34,6 +34,8 @@ class AudioTokenizer(Tokenizer):
     hop_length: int            # samples per code frame
     num_quantizers: int        # K, the most levels the model has
     codebook_size: int         # entries per level
+    # Which discriminators train this kind adversarially (names in train/audio_discriminators.py).
+    discriminators: tuple[str, ...] = ("ms-stft",)
 
     @property
     def encode_history(self) -> int:
