@@ -77,7 +77,9 @@ class ISTFTHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, _, t = h.shape
-        out = self.proj(h.transpose(1, 2))                                       # [B,t,C*2F]
+        # float32 from here on: under autocast the projection comes out in bf16 / fp16, which
+        # neither torch.polar nor a 1,280-point FFT accepts (or should).
+        out = self.proj(h.transpose(1, 2)).float()                               # [B,t,C*2F]
         out = out.reshape(b, t, self.channels, 2, self.bins).permute(0, 2, 1, 3, 4)  # [B,C,t,2,F]
         mag = out[..., 0, :].exp().clamp(max=1e2)   # Vocos' cap: keeps early training finite
         phase = out[..., 1, :]
