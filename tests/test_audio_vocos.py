@@ -46,6 +46,7 @@ def test_shapes_rate_and_ranges(codec, speech):
     # one codebook: tokens per second = frame rate
     assert codec.num_quantizers == 1 and codec.codebook_size == CODES and codec.frame_rate == 200
     assert codec.kbps() == pytest.approx(200 * math.log2(CODES) / 1000) and codec.levels_for() == 1
+    assert codec.tokens_per_second() == 200
     with pytest.raises(MmtokError, match="outside 1..1"):
         codec.levels_for(num_quantizers=2)
 
@@ -217,6 +218,7 @@ def test_cli_roundtrip_restores_rate_and_length(codec, tmp_path):
     assert result.returncode == 0, result.stderr
     info = run_mmtok("info", tmp_path / "tok")
     assert info.returncode == 0 and "audio-vocos-fsq" in info.stdout, info.stdout + info.stderr
+    assert "tokens_per_second_by_levels: {1: 200.0}" in info.stdout, info.stdout
     result = run_mmtok("decode", tmp_path / "a.mmtok", "-t", tmp_path / "tok", "-o", tmp_path / "a.wav")
     assert result.returncode == 0, result.stderr
     before, after = audio_info(tmp_path / "in" / "a.wav"), audio_info(tmp_path / "a.wav")

@@ -96,6 +96,10 @@ class AudioTokenizer(Tokenizer):
             raise MmtokError(f"--num-quantizers {num_quantizers} is outside 1..{self.num_quantizers} for this tokenizer")
         return num_quantizers
 
+    def tokens_per_second(self, levels: int | None = None) -> float:
+        """LLM tokens per second of audio with the first `levels` levels (all by default)."""
+        return self.frame_rate * (self.num_quantizers if levels is None else levels)
+
     def bitrates(self) -> dict[int, float]:
         """Levels -> kbps, for every usable level count."""
         return {k: round(self.kbps(k), 3) for k in range(1, self.num_quantizers + 1)}
