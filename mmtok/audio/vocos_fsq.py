@@ -14,7 +14,12 @@ decoder is causal in its ConvNeXt blocks, but the iSTFT head's windows reach `he
 frames back from each frame (a frame's window starts `head_lookahead` hops before it), so an
 output sample is final once `head_lookahead` later frames have been decoded: 2 frames =
 26.7 ms at 75 Hz by default, on top of one hop. `StreamingDecoder` waits for exactly that,
-so chunked / streaming decoding still equals whole-signal decoding.
+so chunked / streaming decoding still equals whole-signal decoding. At a signal's two
+ends the overlap-add is incomplete (one window short in the first frame, up to two in the
+last two, 27 ms at 75 Hz), whole or chunked alike; training segments have the same edges.
+
+Receptive fields with the defaults: an encoded frame sees 0.52 s of past audio (stem window
+53 ms + 6 blocks x 6 frames); a decoded sample depends on 49 past and 2 future frames.
 """
 
 from __future__ import annotations
