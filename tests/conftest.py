@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import mmtok
-from mmtok.audio import AudioCodec, AudioCodecConfig
+from mmtok.audio import AudioCodec, AudioCodecConfig, VocosFSQCodec, VocosFSQConfig
 from mmtok.image import ImageDVAE, ImageDVAEConfig, ImageVQ, ImageVQConfig
 from mmtok.llm.tiny import save_tiny_llm, text_lines, train_bpe  # noqa: F401 (re-exported to tests)
 from mmtok.media.audio import write_audio
@@ -160,6 +160,21 @@ def make_codec(seed: int = 0, **changes) -> AudioCodec:
 
     torch.manual_seed(seed)
     return AudioCodec(dataclasses.replace(TINY_CODEC, **changes)).eval()
+
+
+# Tiny frame-rate codec: 16 kHz, hop 80 (200 tokens/s), 125 FSQ codes, head lookahead 2 frames.
+TINY_VOCOS = VocosFSQConfig(
+    sample_rate=16000, hop_length=80, stem_n_fft=160, head_n_fft=320, head_lookahead=2, dim=16, intermediate=32,
+    encoder_depth=2, decoder_depth=2, kernel=3, fsq_levels=(5, 5, 5),
+)
+
+
+def make_vocos(seed: int = 0, **changes) -> VocosFSQCodec:
+    """A fresh random-init tiny `audio-vocos-fsq` codec (TINY_VOCOS with `changes`), reproducible from `seed`."""
+    import dataclasses
+
+    torch.manual_seed(seed)
+    return VocosFSQCodec(dataclasses.replace(TINY_VOCOS, **changes)).eval()
 
 
 def sample_audio(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> torch.Tensor:

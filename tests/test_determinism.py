@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import KINDS, make_codec, make_tokenizer, make_video_tokenizer, sample_audio, sample_image, sample_video
+from conftest import KINDS, make_codec, make_tokenizer, make_vocos, make_video_tokenizer, sample_audio, sample_image, sample_video
 
 import mmtok
 from mmtok.eval.determinism import code_agreement
@@ -47,6 +47,11 @@ def test_tiny_image_tokenizers(kind):
 
 def test_tiny_audio_codec():
     tok = make_codec()
+    check(code_agreement(tok.encode, audio_items(8, tok.sample_rate, 0.25)))
+
+
+def test_tiny_audio_vocos_fsq():
+    tok = make_vocos()
     check(code_agreement(tok.encode, audio_items(8, tok.sample_rate, 0.25)))
 
 

@@ -34,6 +34,8 @@ class AudioTokenizer(Tokenizer):
     hop_length: int            # samples per code frame
     num_quantizers: int        # K, the most levels the model has
     codebook_size: int         # entries per level
+    # Which discriminators train this kind adversarially (names in train/audio_discriminators.py).
+    discriminators: tuple[str, ...] = ("ms-stft",)
 
     @property
     def encode_history(self) -> int:
@@ -93,6 +95,10 @@ class AudioTokenizer(Tokenizer):
         if not 1 <= num_quantizers <= self.num_quantizers:
             raise MmtokError(f"--num-quantizers {num_quantizers} is outside 1..{self.num_quantizers} for this tokenizer")
         return num_quantizers
+
+    def tokens_per_second(self, levels: int | None = None) -> float:
+        """LLM tokens per second of audio with the first `levels` levels (all by default)."""
+        return self.frame_rate * (self.num_quantizers if levels is None else levels)
 
     def bitrates(self) -> dict[int, float]:
         """Levels -> kbps, for every usable level count."""

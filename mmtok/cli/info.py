@@ -31,7 +31,8 @@ def info(path: Path, as_json: bool) -> None:
             facts["downsample"] = tok.downsample
         elif tok.modality == "audio":
             facts.update(sample_rate=tok.sample_rate, channels=tok.channels, hop_length=tok.hop_length,
-                         frame_rate=tok.frame_rate, kbps_by_levels=tok.bitrates())
+                         frame_rate=tok.frame_rate, kbps_by_levels=tok.bitrates(),
+                         tokens_per_second_by_levels={k: tok.tokens_per_second(k) for k in tok.bitrates()})
         elif tok.modality == "video":
             facts.update(spatial_downsample=tok.spatial_downsample, temporal_downsample=tok.temporal_downsample,
                          first_frame_alone=tok.first_frame_alone)

@@ -41,7 +41,7 @@ def train_image(**options) -> None:
 @train.command("audio")
 @_train_options("audio (wav, flac, ogg, mp3; any rate, mono or stereo)")
 def train_audio(**options) -> None:
-    """Train an audio codec (SEANet + residual VQ) on the audio files under DATA."""
+    """Train an audio codec (audio-codec: SEANet + residual VQ; audio-vocos-fsq: frame-rate FSQ) on the audio files under DATA."""
     _train("audio", **options)
 
 

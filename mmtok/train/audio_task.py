@@ -1,6 +1,6 @@
 """What training an audio codec needs beyond the shared loop: random segments, multi-scale
 mel + multi-resolution STFT + waveform L1 losses, SI-SDR as the progress figure, and an
-optional MS-STFT discriminator with feature matching."""
+optional discriminator (chosen by the tokenizer kind) with feature matching."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from mmtok.eval.audio_metrics import si_sdr
 from mmtok.train.audio_data import segment_loader, training_files
-from mmtok.train.audio_losses import MultiScaleSTFTDiscriminator, SpectralLoss, adversarial_losses, discriminator_loss
+from mmtok.train.audio_discriminators import AudioDiscriminator
+from mmtok.train.audio_losses import SpectralLoss, adversarial_losses, discriminator_loss
 from mmtok.train.recipe import AudioTrainConfig
 
 
@@ -30,7 +31,8 @@ class AudioTask:
         return segment_loader(files, m.sample_rate, m.channels, self.segment, cfg.batch_size, cfg.seed, rank, start, end, cfg.num_workers)
 
     def discriminator(self) -> torch.nn.Module:
-        return MultiScaleSTFTDiscriminator(self.model.channels)
+        """The discriminators the tokenizer kind names (its `discriminators` attribute)."""
+        return AudioDiscriminator(self.model.channels, self.model.discriminators)
 
     def generator_loss(self, recon: torch.Tensor, batch: torch.Tensor, disc=None) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
