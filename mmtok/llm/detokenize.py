@@ -116,7 +116,7 @@ def detokenize(
     def fill(tmp: Path) -> None:
         for i, p in enumerate(parsed):
             folder = tmp / f"{i:03d}" if batched else tmp
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)  # inside the temp folder
             text = _decode_text(text_tok, p.text_ids)
             result = SequenceResult(out / folder.relative_to(tmp), p, text)
             for j, segment in enumerate(p.media):
