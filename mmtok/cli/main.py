@@ -90,6 +90,10 @@ def run(args: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         status = 130
+    except click.UsageError as err:  # a bad option or argument: one line too, naming it
+        command = err.ctx.command_path if err.ctx else "mmtok"
+        click.echo(f"error: {' '.join(err.format_message().split()).rstrip(".")}; see `{command} --help`", err=True)
+        status = 1
     except click.ClickException as err:
         err.show()
         status = err.exit_code
