@@ -92,7 +92,8 @@ def run(args: list[str] | None = None) -> int:
         status = 130
     except click.UsageError as err:  # a bad option or argument: one line too, naming it
         command = err.ctx.command_path if err.ctx else "mmtok"
-        click.echo(f"error: {' '.join(err.format_message().split()).rstrip(".")}; see `{command} --help`", err=True)
+        message = " ".join(err.format_message().split()).rstrip(".")
+        click.echo(f"error: {message}; see `{command} --help`", err=True)
         status = 1
     except click.ClickException as err:
         err.show()
