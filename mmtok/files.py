@@ -56,9 +56,24 @@ def write_problem(path: Path, err: BaseException) -> MmtokError | None:
     if code not in _WRITE_PROBLEMS:
         text = str(err).lower()
         code = next((c for words, c in _WRITE_WORDING.items() if words in text), None)
+        if code is None and "system error" in text:  # libsndfile's whole message for a failed write()
+            code = _probe_write(Path(path).parent)
     if code is None:
         return None
     return MmtokError(f"{path}: cannot write: {_WRITE_PROBLEMS[code]}")
+
+
+def _probe_write(folder: Path, size: int = 1 << 16) -> int | None:
+    """The errno the OS gives for writing `size` bytes in `folder` now (None if it works):
+    recovers the reason a library only reported as a "system error"."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as f:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        return err.errno if err.errno in _WRITE_PROBLEMS else None
+    return None
 
 
 def make_dirs(directory: Path) -> Path:

@@ -130,6 +130,8 @@ def decode_audio_files(
     Every token file is checked (tokenizer fingerprint, code range, levels) before any
     audio is written. `progress` as in `encode_audio_files`.
     """
+    if out.suffix.lower() in AUDIO_SUFFIXES:
+        check_write_suffix(out)  # OUT.mp3 is a wish for an mp3 file, not a folder name
     files, roots = collect(inputs, {SUFFIX}, "token")
     targets = output_paths(files, roots, out, audio_suffix, single_file_ok=out.suffix.lower() in WRITE_SUFFIXES)
     loaded = [TokenFile.load(f) for f in files]
