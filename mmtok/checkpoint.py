@@ -21,6 +21,7 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
 
 
 def default_model_card(tok: Tokenizer) -> str:
@@ -84,7 +85,7 @@ def read_config(directory: Path) -> dict:
     path = directory / CONFIG_NAME
     if not directory.is_dir():
         raise MmtokError(f"{directory}: no such tokenizer directory; pass a folder made by save_pretrained")
-    if not path.is_file():
+    if not path.exists():
         raise MmtokError(f"{directory}: missing {CONFIG_NAME}; pass a folder made by save_pretrained")
     meta = read_json(path, "not valid JSON", "re-save the tokenizer")
     if not isinstance(meta, dict):
@@ -110,7 +111,11 @@ def load_tokenizer(directory: Path) -> Tokenizer:
     config = config_from_dict(cls.config_class, meta.get("config", {}), source)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
-        raise MmtokError(f"{directory}: missing {WEIGHTS_NAME}; the checkpoint is incomplete")
+        pickled = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickled:
+            raise MmtokError(f"{weights}: missing; the folder holds pickled weights ({pickled[0]}), which mmtok never loads "
+                             "(unpickling runs code); convert them to safetensors")
+        raise MmtokError(f"{weights}: missing; the checkpoint is incomplete (re-download or re-save it)")
     tok = build_checked(cls, config, source)  # a huge or unbuildable config allocates nothing
     try:
         state = safetensors.torch.load_file(weights)

@@ -199,6 +199,18 @@ def read_json(path: Path, problem: str, fix: str) -> Any:
 MAX_JSON_DEPTH = 64
 
 
+def sniff_json(path: Path) -> Any:
+    """The parsed JSON of `path`, or None when it is not a regular file, unreadable, invalid
+    or nested too deep: for peeking at a config to decide which loader applies (the loader
+    then reports problems properly)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        return parse_json(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 def parse_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """`json.loads` with nesting bounded to `max_depth` (ValueError beyond it): deeply nested
     input would otherwise exhaust Python's recursion limit (RecursionError) and abort a whole

@@ -268,10 +268,9 @@ def is_emu3_spec(spec: str | Path) -> bool:
         path = Path(found)
     else:
         return False
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
+    from mmtok.files import sniff_json
+
+    meta = sniff_json(path)  # (a FIFO or a deeply nested file: not Emu3; the loader reports it)
     return isinstance(meta, dict) and meta.get("model_type") in (*MODEL_TYPES, REMOTE_CODE_MODEL_TYPE) and "format_version" not in meta
 
 
