@@ -85,7 +85,7 @@ def _train(recipe: Recipe, data: Path, out: Path, ckpt: Path, resume: bool, prog
     seed = cfg.seed + rank
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
 
-    model = build_checked(KINDS[recipe.kind], recipe.model, "the recipe's model")
+    model = build_checked(KINDS[recipe.kind], recipe.model, recipe.source)
     task = TASKS[model.modality](model, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     models, optimizers = {"model": model}, {"model": opt}

@@ -101,6 +101,7 @@ class Recipe:
     kind: str
     model: Any
     train: TrainConfig = field(default_factory=TrainConfig)
+    source: str = field(default="default recipe", compare=False)  # the file it was read from, for errors
 
     def to_yaml(self) -> str:
         data = {"kind": self.kind, "model": config_to_dict(self.model), "train": config_to_dict(self.train)}
@@ -117,6 +118,10 @@ def load_recipe(path: Path | None, modality: str) -> Recipe:
 
     data: dict[str, Any] = {}
     if path is not None:
+        from mmtok.files import require_regular_file
+
+        if Path(path).exists():
+            require_regular_file(Path(path), "recipe file")
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except FileNotFoundError:
@@ -137,4 +142,4 @@ def load_recipe(path: Path | None, modality: str) -> Recipe:
     source = str(path or "default recipe")
     model = config_from_dict(KINDS[kind].config_class, data.get("model") or {}, source)
     train = config_from_dict(TRAIN_CONFIGS[modality], data.get("train") or {}, source)
-    return Recipe(kind=kind, model=model, train=train)
+    return Recipe(kind=kind, model=model, train=train, source=source)
