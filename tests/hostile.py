@@ -139,6 +139,12 @@ def check(klass: str, case: str, args: list, names: str | list[str], watch: Path
     return result
 
 
+def record(klass: str, case: str, outcome: str, detail: str = "") -> None:
+    """Record a case checked by its own assertions (e.g. a per-item failure that must not
+    stop a run); `outcome` as in OUTCOMES."""
+    RESULTS.append(Result(klass, case, outcome, None, detail[-3000:], [], False))
+
+
 def summary_rows() -> list[dict]:
     """Counts by class: cases and each outcome."""
     rows: dict[str, dict] = {}

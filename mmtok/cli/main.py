@@ -80,7 +80,7 @@ def run(args: list[str] | None = None) -> int:
     """Run `mmtok ARGS` and return its exit status (what `cli()` exits with); usable in-process."""
     from mmtok.files import forget_created_dirs, remove_created_dirs
 
-    args = sys.argv[1:] if args is None else list(args)
+    args = sys.argv[1:] if args is None else [str(a) for a in args]
     status = 0
     try:
         main(args=args, prog_name="mmtok", standalone_mode=False)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.errors import MmtokError
-from mmtok.files import MAX_JSON_DEPTH, parse_json
+from mmtok.files import MAX_JSON_DEPTH, parse_json, require_regular_file
 from mmtok.media.audio import AUDIO_SUFFIXES
 from mmtok.media.image import IMAGE_SUFFIXES
 from mmtok.media.video import VIDEO_SUFFIXES
@@ -96,6 +96,8 @@ def load_dataset(path: str | Path, vocab, fps: float | None = None, short_side: 
         return _manifest(path, vocab, fps, short_side)
     if path.is_file():
         raise MmtokError(f"{path}: INPUT must be a folder of media files or a .jsonl manifest")
+    if path.exists():
+        require_regular_file(path, "manifest")  # a FIFO or device: refused, never read
     raise MmtokError(f"{path}: no such folder or manifest; check INPUT")
 
 
