@@ -58,10 +58,13 @@ def quiet_third_parties() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     warnings.filterwarnings("ignore")
-    for module, name in (("transformers", "logging"), ("huggingface_hub", "logging")):
-        mod = sys.modules.get(f"{module}.utils.{name}") or sys.modules.get(f"{module}.utils")
-        if mod is not None and hasattr(mod, "set_verbosity_error"):
-            mod.set_verbosity_error()
+    # (both are imported already by the command modules, so their env variables came too late)
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
 
 
 main.add_command(train)
