@@ -179,7 +179,7 @@ def require_regular_file(path: Path, what: str = "file") -> None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise MmtokError(f"{path}: no such {what}; check the path") from None
+        raise MmtokError(f"{path}: no such file; check the path") from None
     except OSError as err:
         raise MmtokError(f"{path}: cannot read ({err.strerror}); check the path") from None
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
