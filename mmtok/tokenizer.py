@@ -121,9 +121,18 @@ def _type_problem(hint: Any, value: Any) -> str | None:
 
 def build_checked(cls: type[Tokenizer], config: Any, source: str) -> Tokenizer:
     """`cls(config)`, refusing (one MmtokError naming `source`) a config that cannot be built
-    or whose tensors would hold more than `MAX_PARAMETERS` numbers in all: every tensor the
-    constructor asks for is counted before it is allocated, so a damaged config.json or
-    recipe never starts a huge allocation."""
+    or whose tensors would hold more than `MAX_PARAMETERS` numbers in all. A dry run first
+    makes every tensor the constructor asks for on the meta device (no memory), counting;
+    the real build counts again (a constructor that needs real values, where the dry run
+    cannot finish, is still stopped before its allocations pass the limit). So a damaged
+    config.json or recipe never starts a huge allocation."""
+    try:
+        with _AllocationBudget(MAX_PARAMETERS, source, dry=True):
+            cls(config)
+    except MmtokError:
+        raise
+    except Exception:  # noqa: S110 -- e.g. .item() of a meta tensor: the real build decides
+        pass
     try:
         with _AllocationBudget(MAX_PARAMETERS, source):
             return cls(config)
@@ -136,13 +145,14 @@ def build_checked(cls: type[Tokenizer], config: Any, source: str) -> Tokenizer:
 
 
 class _AllocationBudget(torch.overrides.TorchFunctionMode):
-    """Counts the elements of tensors made by factory functions; raises past `limit`."""
+    """Counts the elements of tensors made by factory functions; raises past `limit`. With
+    `dry`, they are made on the meta device (shapes only)."""
 
     FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.rand, torch.randn, torch.full, torch.randint, torch.eye}
 
-    def __init__(self, limit: int, source: str):
+    def __init__(self, limit: int, source: str, dry: bool = False):
         super().__init__()
-        self.limit, self.source, self.total = limit, source, 0
+        self.limit, self.source, self.total, self.dry = limit, source, 0, dry
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -150,22 +160,28 @@ class _AllocationBudget(torch.overrides.TorchFunctionMode):
             self.total += _requested_numel(func, args, kwargs)
             if self.total > self.limit:
                 raise MmtokError(f"{self.source}: the config describes more than {self.limit:,} weights; the file is damaged or not for mmtok")
+            if self.dry:
+                kwargs = {**kwargs, "device": "meta"}
         return func(*args, **kwargs)
 
 
 def _requested_numel(func, args: tuple, kwargs: dict) -> int:
+    """Elements a factory call asks for: `empty(2, 3)`, `zeros((2, 3))`, `full((2, 3), v)`,
+    `randint(low, high, (2, 3))`, `eye(n, m)`."""
+    shape_types = (tuple, list, torch.Size)
     if func is torch.eye:
         n = args[0] if args else kwargs.get("n", 0)
         m = args[1] if len(args) > 1 and isinstance(args[1], int) else kwargs.get("m", n)
         return int(n) * int(m)
-    if func is torch.randint:  # randint(high, size) / randint(low, high, size)
-        size = kwargs.get("size", next((a for a in args if isinstance(a, (tuple, list, torch.Size))), ()))
+    if "size" in kwargs:
+        size = kwargs["size"]
+    elif func in (torch.randint, torch.full):
+        size = next((a for a in args if isinstance(a, shape_types)), ())
+    elif args and isinstance(args[0], shape_types):
+        size = args[0]
     else:
-        size = kwargs.get("size", args[0] if len(args) == 1 or (args and isinstance(args[0], (tuple, list, torch.Size))) else args)
-        if func is torch.full:
-            size = kwargs.get("size", args[0] if args else ())
-    if isinstance(size, int):
-        size = (size,)
+        size = args
+    size = (size,) if isinstance(size, int) else size
     return math.prod(int(s) for s in size) if all(isinstance(s, int) for s in size) else 0
 
 
