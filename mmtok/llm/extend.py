@@ -73,8 +73,10 @@ def extend_llm(
     if not tokenizers:
         raise MmtokError("give at least one media tokenizer (-t PATH)")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise MmtokError(f"{out}: exists and is not an empty folder; choose a new output folder")
+    if out.exists() and not out.is_dir():
+        raise MmtokError(f"{out}: is a file where a folder is needed; choose a new output folder")
+    if out.exists() and any(out.iterdir()):
+        raise MmtokError(f"{out}: exists and is not empty; choose a new output folder")
     log(f"loading {llm}")
     text_tok, model = load_llm(llm)
     check_sizes(llm, text_tok, model)
