@@ -308,8 +308,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
     rows = hostile.summary_rows()
     total = {"class": "TOTAL", **{c: sum(r[c] for r in rows) for c in columns[1:]}}
     terminalreporter.write_sep("=", "hostile-input suite: outcomes by class")
-    terminalreporter.write_line("  ".join(f"{c:>14}" for c in columns))
+    width = max(len(r["class"]) for r in rows)
+    terminalreporter.write_line(f"{'class':<{width}}  " + "  ".join(f"{c:>14}" for c in columns[1:]))
     for row in [*rows, total]:
-        terminalreporter.write_line("  ".join(f"{row[c]:>14}" for c in columns))
+        terminalreporter.write_line(f"{row['class']:<{width}}  " + "  ".join(f"{row[c]:>14}" for c in columns[1:]))
     if os.environ.get("MMTOK_HOSTILE_REPORT"):
         Path(os.environ["MMTOK_HOSTILE_REPORT"]).write_text(json.dumps(hostile.report_json(), indent=1))
