@@ -174,7 +174,7 @@ def _remove(tmp: Path | None) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def require_regular_file(path: Path, what: str = "file") -> None:
+def require_regular_file(path: Path) -> None:
     """Refuse a FIFO, socket or device (reading one can block forever or never end)."""
     try:
         mode = os.stat(path).st_mode
@@ -183,7 +183,8 @@ def require_regular_file(path: Path, what: str = "file") -> None:
     except OSError as err:
         raise MmtokError(f"{path}: cannot read ({err.strerror}); check the path") from None
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        raise MmtokError(f"{path}: not a regular file (a FIFO, socket or device); pass a {what} on disk")
+        raise MmtokError(f"{path}: not a regular file (a FIFO, socket or device, which could block or never end); "
+                         "pass a file saved on disk")
 
 
 def read_json(path: Path, problem: str, fix: str) -> Any:
@@ -300,10 +301,10 @@ def expand_inputs(inputs: Iterable[str | Path], suffixes: set[str], what: str) -
                 raise MmtokError(f"{item}: folder has no {what} files ({', '.join(sorted(suffixes))}); point at a folder with {what}s")
             found += files
         elif item.is_file():
-            require_regular_file(item, what)
+            require_regular_file(item)
             found.append(item)
         elif item.exists():
-            require_regular_file(item, what)
+            require_regular_file(item)
         else:
             raise MmtokError(f"{item}: no such file or folder; check the path")
     if not found:

@@ -59,7 +59,7 @@ def config_from_dict(config_class: type, values: dict[str, Any], source: str) ->
     Lists are turned back into tuples so the frozen dataclass stays hashable.
     """
     if not isinstance(values, dict):
-        raise MmtokError(f"{source}: a {config_class.__name__} must be a mapping of fields, got {_json_type(values)}; fix the file")
+        raise MmtokError(f"{source}: {config_class.__name__} must be a mapping of fields, got {_json_type(values)}; fix the file")
     known = {f.name for f in dataclasses.fields(config_class)}
     hints = typing.get_type_hints(config_class)
     unknown = sorted(set(values) - known)
@@ -148,7 +148,7 @@ class _AllocationBudget(torch.overrides.TorchFunctionMode):
     """Counts the elements of tensors made by factory functions; raises past `limit`. With
     `dry`, they are made on the meta device (shapes only)."""
 
-    FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.rand, torch.randn, torch.full, torch.randint, torch.eye}
+    FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.rand, torch.randn, torch.full, torch.randint, torch.eye, torch.arange}
 
     def __init__(self, limit: int, source: str, dry: bool = False):
         super().__init__()
@@ -169,6 +169,10 @@ def _requested_numel(func, args: tuple, kwargs: dict) -> int:
     """Elements a factory call asks for: `empty(2, 3)`, `zeros((2, 3))`, `full((2, 3), v)`,
     `randint(low, high, (2, 3))`, `eye(n, m)`."""
     shape_types = (tuple, list, torch.Size)
+    if func is torch.arange:  # arange(end) / arange(start, end[, step])
+        numbers = [float(a) for a in args if isinstance(a, (int, float))]
+        start, end, step = (0.0, numbers[0], 1.0) if len(numbers) == 1 else (*numbers[:2], numbers[2] if len(numbers) > 2 else 1.0)
+        return max(0, math.ceil((end - start) / step)) if step and math.isfinite(end - start) else 0
     if func is torch.eye:
         n = args[0] if args else kwargs.get("n", 0)
         m = args[1] if len(args) > 1 and isinstance(args[1], int) else kwargs.get("m", n)

@@ -147,8 +147,10 @@ class TokenFile:
         except (json.JSONDecodeError, RecursionError):
             raise MmtokError(f"{path}: damaged metadata; re-encode the source media") from None
         missing = [k for k in ("modality", "tokenizer", "fingerprint") if not meta.get(k)]
-        if missing or not isinstance(original, dict):
+        if missing:
             raise MmtokError(f"{path}: damaged metadata (missing {missing}); re-encode the source media")
+        if not isinstance(original, dict):
+            raise MmtokError(f"{path}: damaged metadata (\"original\" is not a JSON object); re-encode the source media")
         check_schema(path, meta["modality"], codes, grid, original)
         return cls(
             codes.long(), meta["modality"], meta["tokenizer"], meta["fingerprint"], original,
@@ -189,4 +191,4 @@ def check_schema(path: Path, modality: str, codes: torch.Tensor, grid: Any, orig
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not number or (kind is int and not isinstance(value, int)) or not math.isfinite(value) or not low <= value <= high:
             wanted = "an integer" if kind is int else "a number"
-            raise MmtokError(f"{path}: metadata {name} = {json.dumps(value)[:40]} is not {wanted} in [{low:g}, {high:g}]; {fix}")
+            raise MmtokError(f"{path}: metadata {name} = {json.dumps(value)[:40]} is not {wanted} in [{low}, {high}]; {fix}")

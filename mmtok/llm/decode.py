@@ -79,7 +79,7 @@ class ItemReader(torch.utils.data.Dataset):
     def _read(self, ref: MediaRef) -> DecodedMedia:
         from mmtok.files import require_regular_file
 
-        require_regular_file(Path(ref.path), f"{ref.modality} file")  # a FIFO would block the run forever
+        require_regular_file(Path(ref.path))  # a FIFO would block the run forever
         if ref.modality == "image":
             from mmtok.media.image import read_image
 

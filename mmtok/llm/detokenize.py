@@ -61,7 +61,7 @@ def read_ids(path: Path) -> tuple[list[torch.Tensor], bool]:
     `{"ids": ...}` holding either; anything else is an MmtokError naming the file.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MmtokError(f"{path}: no such ids file; pass a JSON list of token ids")
     data = read_json(path, "not readable JSON", "pass a JSON list of token ids")
     if isinstance(data, dict):

@@ -97,7 +97,7 @@ def load_dataset(path: str | Path, vocab, fps: float | None = None, short_side: 
     if path.is_file():
         raise MmtokError(f"{path}: INPUT must be a folder of media files or a .jsonl manifest")
     if path.exists():
-        require_regular_file(path, "manifest")  # a FIFO or device: refused, never read
+        require_regular_file(path)  # a FIFO or device: refused, never read
     raise MmtokError(f"{path}: no such folder or manifest; check INPUT")
 
 

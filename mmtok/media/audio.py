@@ -55,7 +55,7 @@ class AudioInfo:
 def audio_info(path: str | Path) -> AudioInfo:
     """Header facts of `path`, validated; raises MmtokError with a one-line reason."""
     path = Path(path)
-    require_regular_file(path, "audio file")
+    require_regular_file(path)
     try:
         with quiet_native_stderr(path):
             info = sf.info(str(path))

@@ -121,7 +121,7 @@ def load_recipe(path: Path | None, modality: str) -> Recipe:
         from mmtok.files import require_regular_file
 
         if Path(path).exists():
-            require_regular_file(Path(path), "recipe file")
+            require_regular_file(Path(path))
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except FileNotFoundError:
