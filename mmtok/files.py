@@ -113,9 +113,10 @@ def forget_created_dirs() -> None:
     _created_dirs.clear()
 
 
-def check_output_file(path: Path) -> None:
+def check_output_file(path: Path, probed: set[Path] | None = None) -> None:
     """Cheap pre-flight for a file to be written at `path`, before any work is done: it must
-    not be a folder, no parent may be a file, and the nearest existing folder must be writable."""
+    not be a folder, no parent may be a file, and a file must be creatable in the nearest
+    existing folder (`probed`: folders already found writable, skipped)."""
     path = Path(path)
     if path.is_dir():
         raise MmtokError(f"{path}: is a folder where a file is needed; choose a file name or remove the folder")
@@ -124,8 +125,15 @@ def check_output_file(path: Path) -> None:
         level = level.parent
     if not level.is_dir():
         raise MmtokError(f"{level}: is a file where a folder is needed; choose another output path")
-    if not os.access(level, os.W_OK | os.X_OK):
-        raise MmtokError(f"{level}: cannot write: permission denied; choose a writable output path")
+    if probed is not None and level in probed:
+        return
+    try:  # a real probe: os.access says yes to root on a read-only mount
+        with tempfile.TemporaryFile(dir=level):
+            pass
+        if probed is not None:
+            probed.add(level)
+    except OSError as err:
+        raise (write_problem(path, err) or MmtokError(f"{path}: cannot write ({err.strerror}); choose another output path")) from None
 
 
 def check_output_dir(directory: Path) -> None:
@@ -338,8 +346,9 @@ def output_paths(inputs: list[Path], roots: dict[Path, Path], out: Path, suffix:
     if len(set(paths)) != len(paths):
         raise MmtokError(f"{out}: two inputs would write the same output name; encode them into separate folders")
     check_output_dir(out)
+    probed: set[Path] = set()  # (one probe per folder, not per file)
     for path in paths:
-        check_output_file(path)
+        check_output_file(path, probed)
     return paths
 
 

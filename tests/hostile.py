@@ -4,7 +4,9 @@ Every case of tests/test_hostile_*.py goes through `check(...)`, which runs the 
 entry point (`mmtok.cli.main.run`, in-process, or the console script in a subprocess when a
 case needs a real process: resource limits, signals) and sorts the result into one outcome:
 
-    clean           exit 1, exactly one `error:` line, naming the expected file / option
+    clean           exit 1, and stderr is exactly one `error:` line naming the expected file
+                    or option (no third-party warnings, progress bars or notes around it;
+                    mmtok's own progress lines, `OWN_PROGRESS`, may precede it)
     traceback       an exception escaped, a traceback was printed, or the last-resort
                     boundary fired ("unexpected ..."): a failure no check anticipated
     silent_success  exit 0: the bad input was accepted
@@ -30,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 OUTCOMES = ("clean", "traceback", "silent_success", "partial", "hang", "unclear")
+OWN_PROGRESS = ("loading ",)  # `mmtok extend` says what it loads before loading it
 MMTOK = Path(sys.executable).parent / "mmtok"
 
 
@@ -113,7 +116,8 @@ def classify(status, stderr: str, raised: bool, hung: bool, left: list[str], nee
         return "silent_success"
     if left:
         return "partial"
-    if status != 1 or len(errors) != 1 or not all(n in errors[0] for n in needles):
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(OWN_PROGRESS)]
+    if status != 1 or len(errors) != 1 or lines != errors or not all(n in errors[0] for n in needles):
         return "unclear"
     return "clean"
 

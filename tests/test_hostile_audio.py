@@ -129,6 +129,13 @@ def mp3_truncated(e):
     return encode(e, e.file("cut.mp3", data[: len(data) // 2])), "cut.mp3"
 
 
+@case
+def mp3_truncated_in_a_real_process(e):
+    """libmpg123 prints notes from C, past sys.stderr: only a real process shows them."""
+    data = e.media[".mp3"]
+    return encode(e, e.file("cut.mp3", data[: len(data) // 2])), "cut.mp3", {"process": True}
+
+
 # -- damaged or unusable files -------------------------------------------------------------------
 @case
 def empty_wav(e):

@@ -158,3 +158,20 @@ def test_ogg_crc_matches_the_reference_polynomial():
 
     for data in (b"", b"OggS", bytes(range(256)), os.urandom(1000)):
         assert ogg_crc(data) == reference(data)
+
+
+def test_an_unreachable_hub_fails_fast(monkeypatch, capsys):
+    """No answer from the hub: offline mode (cache only) at once, not a minute of retries."""
+    import time
+
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # (restored after the test; the probe sets it)
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    start = time.monotonic()
+    assert run(["info", "hf:nobody-here/no-such-codec"]) == 1
+    assert time.monotonic() - start < 30
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: hf:nobody-here/no-such-codec"), lines
+    assert hub.HF_HUB_OFFLINE is True
