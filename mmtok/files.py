@@ -97,15 +97,15 @@ def make_dirs(directory: Path) -> Path:
     return directory
 
 
-def remove_created_dirs() -> None:
-    """Remove the folders `make_dirs` created that are still empty (newest first): after a
-    failed run, no empty output folders are left behind."""
-    for folder in reversed(_created_dirs):
+def remove_created_dirs(since: int = 0) -> None:
+    """Remove the folders `make_dirs` created (after the first `since` of them) that are
+    still empty, newest first: after a failed run, no empty output folders are left behind."""
+    for folder in reversed(_created_dirs[since:]):
         try:
             folder.rmdir()
         except OSError:
             pass  # not empty (holds other output or earlier results) or gone: keep it
-    _created_dirs.clear()
+    del _created_dirs[since:]
 
 
 def forget_created_dirs() -> None:
@@ -369,6 +369,7 @@ class Transaction:
 
     def __init__(self) -> None:
         self.written: list[Path] = []
+        self.first_dir = len(_created_dirs)  # folders made before this transaction are not its own
 
     def __enter__(self) -> Transaction:
         return self
@@ -380,7 +381,9 @@ class Transaction:
         if exc_type is not None:
             for path in self.written:
                 path.unlink(missing_ok=True)
-            remove_created_dirs()
+            remove_created_dirs(self.first_dir)
+        else:  # its folders hold its output now: nothing to remember
+            del _created_dirs[self.first_dir :]
 
 
 class Progress(Protocol):
