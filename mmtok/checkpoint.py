@@ -15,12 +15,13 @@ import torch
 
 from mmtok.errors import MmtokError
 from mmtok.files import read_json, replace_directory
-from mmtok.tokenizer import KINDS, Tokenizer, config_from_dict, config_to_dict
+from mmtok.tokenizer import KINDS, Tokenizer, build_checked, config_from_dict, config_to_dict
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
 
 
 def default_model_card(tok: Tokenizer) -> str:
@@ -84,16 +85,18 @@ def read_config(directory: Path) -> dict:
     path = directory / CONFIG_NAME
     if not directory.is_dir():
         raise MmtokError(f"{directory}: no such tokenizer directory; pass a folder made by save_pretrained")
-    if not path.is_file():
+    if not path.exists():
         raise MmtokError(f"{directory}: missing {CONFIG_NAME}; pass a folder made by save_pretrained")
     meta = read_json(path, "not valid JSON", "re-save the tokenizer")
+    if not isinstance(meta, dict):
+        raise MmtokError(f"{path}: expected a JSON object with format_version, kind and config; re-save the tokenizer")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise MmtokError(
             f"{path}: format_version {version!r} is not supported (this mmtok reads "
             f"{FORMAT_VERSION}); install the mmtok version that wrote it"
         )
-    if meta.get("kind") not in KINDS:
+    if not isinstance(meta.get("kind"), str) or meta["kind"] not in KINDS:
         raise MmtokError(f"{path}: unknown tokenizer kind {meta.get('kind')!r}; known: {sorted(KINDS)}")
     return meta
 
@@ -104,11 +107,16 @@ def load_tokenizer(directory: Path) -> Tokenizer:
 
     meta = read_config(directory)
     cls = KINDS[meta["kind"]]
-    config = config_from_dict(cls.config_class, meta.get("config", {}), str(directory / CONFIG_NAME))
-    tok = cls(config)
+    source = str(directory / CONFIG_NAME)
+    config = config_from_dict(cls.config_class, meta.get("config", {}), source)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
-        raise MmtokError(f"{directory}: missing {WEIGHTS_NAME}; the checkpoint is incomplete")
+        pickled = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickled:
+            raise MmtokError(f"{weights}: missing; the folder holds pickled weights ({pickled[0]}), which mmtok never loads "
+                             "(unpickling runs code); convert them to safetensors")
+        raise MmtokError(f"{weights}: missing; the checkpoint is incomplete (re-download or re-save it)")
+    tok = build_checked(cls, config, source)  # a huge or unbuildable config allocates nothing
     try:
         state = safetensors.torch.load_file(weights)
     except Exception as err:  # safetensors raises several types for corrupt files
@@ -124,6 +132,9 @@ def load_tokenizer(directory: Path) -> Tokenizer:
     except RuntimeError as err:
         first = str(err).strip().splitlines()[-1].strip()
         raise MmtokError(f"{weights}: weights do not match the config ({first})") from None
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise MmtokError(f"{weights}: weight {bad} holds NaN or infinite values; the checkpoint is damaged (re-download or retrain it)")
     tok.eval()
     tok.name_or_path = str(directory.resolve())
     recorded = meta.get("fingerprint")

@@ -13,11 +13,18 @@ the smallest unsigned dtype that fits the codebook, and string metadata:
                     (image: {"height", "width"}; audio: {"sample_rate", "length", ...})
     source          name of the file the codes came from (informational)
     tokenizer_path  where the tokenizer was loaded from, a hint for decoding without -t
+
+`load` checks all of it against one schema (`ORIGINAL_SCHEMA`) before anything is decoded:
+integer codes only (a float or bool tensor is not cast), a non-empty grid equal to the
+codes' shape, and the `original` facts of the modality with their types and ranges
+(positive sample rates and fps within what mmtok reads, sizes within its input limits), so
+a file that lies fails with one line instead of a traceback or a huge allocation.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,24 @@ import torch
 from mmtok.errors import MmtokError
 from mmtok.files import atomic_write
 from mmtok.tokenizer import Tokenizer
+
+# The `original` facts each modality records: name -> (type, min, max, required). The limits
+# are those mmtok enforces on inputs (media.image / media.audio / media.video).
+_MAX_SIDE = 1 << 20
+_MAX_SAMPLES = 1 << 40  # ~ 290 days at 44.1 kHz; consistency with the codes is checked on decode
+ORIGINAL_SCHEMA: dict[str, dict[str, tuple[type, float, float, bool]]] = {
+    "image": {"height": (int, 1, _MAX_SIDE, False), "width": (int, 1, _MAX_SIDE, False)},
+    "audio": {
+        "sample_rate": (int, 4_000, 384_000, True), "channels": (int, 1, 1024, False),
+        "num_samples": (int, 1, _MAX_SAMPLES, True), "codec_samples": (int, 1, _MAX_SAMPLES, True),
+    },
+    "video": {
+        "fps": (float, 1e-3, 1000.0, True), "num_frames": (int, 1, 1 << 31, True), "height": (int, 1, _MAX_SIDE, True),
+        "width": (int, 1, _MAX_SIDE, True), "source_fps": (float, 1e-3, 1e6, False),
+        "source_height": (int, 1, _MAX_SIDE, False), "source_width": (int, 1, _MAX_SIDE, False),
+        "rotation": (int, -360, 360, False),
+    },
+}
 
 TOKENS_FORMAT = "mmtok-tokens"
 TOKENS_VERSION = 1
@@ -118,17 +143,24 @@ class TokenFile:
             raise MmtokError(f"{path}: token file version {meta.get('version')} is not supported (expected {TOKENS_VERSION}); re-encode it")
         try:
             original = json.loads(meta.get("original", "{}"))
-        except json.JSONDecodeError:
+            grid = json.loads(meta.get("grid", "null"))
+        except (json.JSONDecodeError, RecursionError):
             raise MmtokError(f"{path}: damaged metadata; re-encode the source media") from None
         missing = [k for k in ("modality", "tokenizer", "fingerprint") if not meta.get(k)]
-        if missing or not isinstance(original, dict):
+        if missing:
             raise MmtokError(f"{path}: damaged metadata (missing {missing}); re-encode the source media")
+        if not isinstance(original, dict):
+            raise MmtokError(f"{path}: damaged metadata (\"original\" is not a JSON object); re-encode the source media")
+        check_schema(path, meta["modality"], codes, grid, original)
         return cls(
             codes.long(), meta["modality"], meta["tokenizer"], meta["fingerprint"], original,
             meta.get("source", ""), meta.get("tokenizer_path", ""),
         )
 
     def check_tokenizer(self, tok: Tokenizer, path: str | Path) -> None:
+        if self.modality != tok.modality:
+            raise MmtokError(f"{path}: holds {self.modality} codes, but the given tokenizer is a {tok.modality} tokenizer; "
+                             "decode with the tokenizer that encoded it")
         """Refuse to decode with a tokenizer other than the one that wrote the codes."""
         if self.fingerprint != tok.fingerprint:
             raise MmtokError(
@@ -136,3 +168,27 @@ class TokenFile:
                 f"given tokenizer is {tok.kind} {tok.fingerprint}; decode with the tokenizer that encoded it"
             )
         tok.check_codes(self.codes, str(path))
+
+
+def check_schema(path: Path, modality: str, codes: torch.Tensor, grid: Any, original: dict[str, Any]) -> None:
+    """Raise MmtokError naming `path` unless the codes and metadata fit the token-file schema
+    (see the module docstring)."""
+    fix = "re-encode the source media"
+    if modality not in ORIGINAL_SCHEMA:
+        raise MmtokError(f"{path}: unknown modality {modality!r} (expected one of {sorted(ORIGINAL_SCHEMA)}); {fix}")
+    if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
+        raise MmtokError(f"{path}: codes are stored as {codes.dtype}, not integers; the file was not written by mmtok, {fix}")
+    if grid is not None and grid != list(codes.shape):
+        raise MmtokError(f"{path}: metadata grid {str(grid)[:40]} differs from the codes' shape {list(codes.shape)}; {fix}")
+    if codes.numel() == 0:
+        raise MmtokError(f"{path}: the code grid {list(codes.shape)} is empty (no codes to decode); {fix}")
+    for name, (kind, low, high, required) in ORIGINAL_SCHEMA[modality].items():
+        if name not in original:
+            if required:
+                raise MmtokError(f"{path}: metadata lacks the original {name} of the {modality}; {fix}")
+            continue
+        value = original[name]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (kind is int and not isinstance(value, int)) or not math.isfinite(value) or not low <= value <= high:
+            wanted = "an integer" if kind is int else "a number"
+            raise MmtokError(f"{path}: metadata {name} = {json.dumps(value)[:40]} is not {wanted} in [{low}, {high}]; {fix}")

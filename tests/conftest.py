@@ -307,3 +307,25 @@ def extended_dir(tmp_path_factory, llm_dir, tok_dir, codec_dir, video_tok_dir) -
     tokenizers = {"image": tok_dir, "audio": codec_dir, "video": video_tok_dir}
     extend_tiny(llm_dir, out, tokenizers, row_separator=True, frame_separator=True, max_dim=16, pad_to_multiple_of=64)
     return out
+
+
+# -- the hostile-input suite's counts (tests/hostile.py) --------------------------------------
+def pytest_terminal_summary(terminalreporter) -> None:
+    """After a run that included hostile cases: their outcomes by class (and as JSON to
+    $MMTOK_HOSTILE_REPORT when set)."""
+    import json
+
+    import hostile
+
+    if not hostile.RESULTS:
+        return
+    columns = ("class", "cases", *hostile.OUTCOMES)
+    rows = hostile.summary_rows()
+    total = {"class": "TOTAL", **{c: sum(r[c] for r in rows) for c in columns[1:]}}
+    terminalreporter.write_sep("=", "hostile-input suite: outcomes by class")
+    width = max(len(r["class"]) for r in rows)
+    terminalreporter.write_line(f"{'class':<{width}}  " + "  ".join(f"{c:>14}" for c in columns[1:]))
+    for row in [*rows, total]:
+        terminalreporter.write_line(f"{row['class']:<{width}}  " + "  ".join(f"{row[c]:>14}" for c in columns[1:]))
+    if os.environ.get("MMTOK_HOSTILE_REPORT"):
+        Path(os.environ["MMTOK_HOSTILE_REPORT"]).write_text(json.dumps(hostile.report_json(), indent=1))

@@ -87,8 +87,8 @@ def test_save_is_atomic_and_overwrites(tmp_path):
 
 
 def test_failed_save_leaves_no_temp_file(tmp_path):
-    (tmp_path / "t.mmtok").mkdir()  # the rename onto a folder fails after the data was written
-    with pytest.raises(OSError):
+    (tmp_path / "t.mmtok").mkdir()  # a folder where the file should go: one clear error
+    with pytest.raises(MmtokError, match="is a folder"):
         TokenFile(torch.zeros(2, 2, dtype=torch.long), "image", "image-vq", "a").save(tmp_path / "t.mmtok")
     assert files_under(tmp_path) == []
 

@@ -56,7 +56,7 @@ def decode_audio(
     """Decode a `TokenFile` to `out` (wav/flac) at its original sample rate and length,
     atomically; `on_progress(seconds)` is called with the seconds of audio each piece adds."""
     out = Path(out)
-    rate, length, codec_samples = _original(tf, source)
+    rate, length, codec_samples = _original(tf, source, tok)
     check_write_suffix(out)
 
     def write(tmp: Path) -> None:
@@ -81,12 +81,24 @@ def _decoded_pieces(decoder, codes: torch.Tensor, step: int):
     yield decoder.flush()
 
 
-def _original(tf: TokenFile, source: str) -> tuple[int, int, int]:
+def _original(tf: TokenFile, source: str, tok: AudioTokenizer) -> tuple[int, int, int]:
+    """(sample rate, length at that rate, length at the codec's rate), checked against the
+    codes: a recorded length the codes cannot cover is refused before anything is written
+    (a file claiming 1e12 samples would otherwise allocate TiB)."""
     o = tf.original
     try:
-        return int(o["sample_rate"]), int(o["num_samples"]), int(o["codec_samples"])
+        rate, length, codec_samples = int(o["sample_rate"]), int(o["num_samples"]), int(o["codec_samples"])
     except (KeyError, TypeError, ValueError):
         raise MmtokError(f"{source}: token file lacks the original sample rate / length; re-encode the audio") from None
+    frames = tf.codes.shape[-1]
+    expected = codec_samples * rate / tok.sample_rate
+    if tf.codes.ndim != 2 or not (frames - 1) * tok.hop_length < codec_samples <= frames * tok.hop_length \
+            or abs(length - expected) > 0.01 * expected + 2:
+        raise MmtokError(
+            f"{source}: recorded lengths ({length} samples at {rate} Hz, {codec_samples} at {tok.sample_rate} Hz) do not "
+            f"match the codes' {frames} frames of {tok.hop_length} samples; re-encode the audio"
+        )
+    return rate, length, codec_samples
 
 
 def encode_audio_files(
@@ -118,13 +130,15 @@ def decode_audio_files(
     Every token file is checked (tokenizer fingerprint, code range, levels) before any
     audio is written. `progress` as in `encode_audio_files`.
     """
+    if out.suffix.lower() in AUDIO_SUFFIXES:
+        check_write_suffix(out)  # OUT.mp3 is a wish for an mp3 file, not a folder name
     files, roots = collect(inputs, {SUFFIX}, "token")
     targets = output_paths(files, roots, out, audio_suffix, single_file_ok=out.suffix.lower() in WRITE_SUFFIXES)
     loaded = [TokenFile.load(f) for f in files]
     codec_samples = 0
     for tf, f in zip(loaded, files):
         tf.check_tokenizer(tok, f)
-        codec_samples += _original(tf, str(f))[2]
+        codec_samples += _original(tf, str(f), tok)[2]
     update = start_progress(progress, codec_samples / tok.sample_rate)
     with Transaction() as tx:
         for tf, f, target in zip(loaded, files, targets):

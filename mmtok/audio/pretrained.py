@@ -470,10 +470,9 @@ def is_pretrained_spec(spec: str | Path) -> bool:
     text = str(spec)
     if text.startswith(HF_PREFIX):
         return True
-    try:
-        meta = json.loads((Path(text).expanduser() / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
+    from mmtok.files import sniff_json
+
+    meta = sniff_json(Path(text).expanduser() / "config.json")
     return isinstance(meta, dict) and meta.get("model_type") in _ADAPTERS and "format_version" not in meta
 
 

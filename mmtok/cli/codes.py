@@ -8,6 +8,7 @@ import click
 from tqdm.auto import tqdm
 
 import mmtok
+from mmtok.cli.options import BATCH_SIZE, FPS, POSITIVE_FLOAT, SHORT_SIDE
 from mmtok.errors import MmtokError
 from mmtok.tokens_file import SUFFIX, TokenFile
 
@@ -28,11 +29,11 @@ def _check_options(tok: mmtok.Tokenizer, spec: str, **given) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-t", "--tokenizer", required=True, help="Tokenizer folder, or hf:ORG/NAME for a pretrained one (EnCodec, DAC, Mimi, Emu3).")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder, or FILE.mmtok for one input.")
-@click.option("--batch-size", default=16, show_default=True, help="Images: same-size images encoded together.")
-@click.option("--kbps", type=float, help="Audio: bitrate (uses the most residual levels that fit).")
-@click.option("--num-quantizers", type=int, help="Audio: number of residual levels to keep.")
-@click.option("--fps", type=float, help="Video: resample to this frame rate on the way in (default: the file's).")
-@click.option("--short-side", type=int, help="Video: resize so the shorter side has this many pixels (aspect kept).")
+@click.option("--batch-size", type=BATCH_SIZE, default=16, show_default=True, help="Images: same-size images encoded together.")
+@click.option("--kbps", type=POSITIVE_FLOAT, help="Audio: bitrate (uses the most residual levels that fit).")
+@click.option("--num-quantizers", type=click.IntRange(min=1), help="Audio: number of residual levels to keep.")
+@click.option("--fps", type=FPS, help="Video: resample to this frame rate on the way in (default: the file's).")
+@click.option("--short-side", type=SHORT_SIDE, help="Video: resize so the shorter side has this many pixels (aspect kept).")
 def encode(
     inputs: tuple[Path, ...], tokenizer: str, out: Path, batch_size: int, kbps: float | None, num_quantizers: int | None,
     fps: float | None, short_side: int | None,
@@ -65,7 +66,7 @@ def encode(
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder, or OUT.png / OUT.wav / OUT.mp4 for one input.")
 @click.option("--format", "fmt", type=click.Choice(sorted({f for fs in FORMATS.values() for f in fs})),
               help="Output format in a folder (default png for images, wav for audio, mp4 for video).")
-@click.option("--batch-size", default=16, show_default=True, help="Images: same-size images decoded together.")
+@click.option("--batch-size", type=BATCH_SIZE, default=16, show_default=True, help="Images: same-size images decoded together.")
 def decode(inputs: tuple[Path, ...], tokenizer: str | None, out: Path, fmt: str | None, batch_size: int) -> None:
     """Decode .mmtok token files (or folders of them) back to media."""
     if tokenizer is None:

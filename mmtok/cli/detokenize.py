@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from tqdm.auto import tqdm
 
+from mmtok.cli.options import FPS
 from mmtok.errors import MmtokError
 from mmtok.llm.parse import POLICIES
 
@@ -30,7 +31,7 @@ def tokenizer_overrides(specs: tuple[str, ...]) -> dict[str, str]:
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder (a sub-folder per sequence of a batch).")
 @click.option("--policy", type=click.Choice(POLICIES), default="repair", show_default=True,
               help="Malformed media spans: fail (strict), make the best valid media (repair) or skip them (drop).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=24.0, show_default=True, help="Frame rate of decoded videos.")
+@click.option("--fps", type=FPS, default=24.0, show_default=True, help="Frame rate of decoded videos.")
 @click.option("-t", "--tokenizer", "tokenizers", multiple=True, help="NAME=PATH: decode stream NAME with this tokenizer (repeatable).")
 def detokenize(ids_file: Path, vocab_dir: Path, out: Path, policy: str, fps: float, tokenizers: tuple[str, ...]) -> None:
     """Turn LLM ids (a JSON list, or a list of lists) into text, media files and a transcript."""

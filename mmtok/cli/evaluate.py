@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from mmtok.cli.options import POSITIVE_FLOAT
 from mmtok.errors import MmtokError
 
 BASELINES = {"image": ("jpeg", "webp", "kmeans"), "audio": ("opus",), "video": ("h264",)}
@@ -58,7 +59,7 @@ def select_files(data: tuple[Path, ...], modality: str, heldout: Path | None, li
               help="Media files or folders to measure on (repeatable).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Report folder: report.html, report.md, results.json, figures/ (replaced whole).")
-@click.option("--kbps", multiple=True, type=float, help="Audio: bitrates to measure (repeatable; default: each codec's up to 6 kbps).")
+@click.option("--kbps", multiple=True, type=POSITIVE_FLOAT, help="Audio: bitrates to measure (repeatable; default: each codec's up to 6 kbps).")
 @click.option("--baseline", "baselines", multiple=True,
               help="Classic codec to compare with (repeatable): jpeg, webp, kmeans (images), opus (audio), h264 "
                    "(video). Default: all of the modality's.")
@@ -68,8 +69,8 @@ def select_files(data: tuple[Path, ...], modality: str, heldout: Path | None, li
                    "else the evaluated images, which favours it).")
 @click.option("--heldout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A training recipe: keep only the files its `exclude` globs held out of training.")
-@click.option("--limit", type=int, help="Measure at most N files, spread over the sorted list.")
-@click.option("--examples", type=int, default=4, show_default=True, help="Files shown in the pictures.")
+@click.option("--limit", type=click.IntRange(min=1), help="Measure at most N files, spread over the sorted list.")
+@click.option("--examples", type=click.IntRange(min=0), default=4, show_default=True, help="Files shown in the pictures.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def evaluate(
     tokenizers: tuple[str, ...], data: tuple[Path, ...], out: Path, kbps: tuple[float, ...], baselines: tuple[str, ...],

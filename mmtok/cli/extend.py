@@ -36,11 +36,11 @@ def named_tokenizers(specs: tuple[str, ...]) -> dict[str, mmtok.Tokenizer]:
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="New folder for the extended checkpoint.")
 @click.option("--init", type=click.Choice(INITS), default="mean-noise", show_default=True,
               help="New embedding rows: mean + noise at the text rows' scale, projected codebook vectors, or plain mean.")
-@click.option("--pad-to-multiple-of", type=int, help="Pad the embedding matrix to a multiple of N rows (pad rows are never generated).")
+@click.option("--pad-to-multiple-of", type=click.IntRange(1, 65536), help="Pad the embedding matrix to a multiple of N rows (pad rows are never generated).")
 @click.option("--row-separators/--no-row-separators", default=False, show_default=True, help="Image / video: a token ends every row of codes.")
 @click.option("--frame-separators/--no-frame-separators", default=False, show_default=True, help="Video: a token ends every latent frame.")
-@click.option("--audio-levels", type=int, help="Audio: keep only the first K residual levels (default: all).")
-@click.option("--max-grid", type=int, default=DEFAULT_MAX_DIM, show_default=True, help="Largest grid side a span header can state.")
+@click.option("--audio-levels", type=click.IntRange(min=1), help="Audio: keep only the first K residual levels (default: all).")
+@click.option("--max-grid", type=click.IntRange(1, 4096), default=DEFAULT_MAX_DIM, show_default=True, help="Largest grid side a span header can state.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initialisation.")
 def extend(
     llm: str, tokenizers: tuple[str, ...], out: Path, init: str, pad_to_multiple_of: int | None,

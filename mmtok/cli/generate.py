@@ -38,8 +38,8 @@ def until_eos(generated: list[int], eos: int | None) -> list[int]:
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="JSON file for the ids (prompt + generated).")
 @click.option("--image-grid", help="Force image spans to this grid of codes, HxW.")
 @click.option("--video-grid", help="Force video spans to this grid of codes, TxHxW.")
-@click.option("--audio-frames", type=int, help="Force audio spans to this many frames.")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--audio-frames", type=click.IntRange(min=1), help="Force audio spans to this many frames.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--greedy", is_flag=True, help="Greedy decoding instead of sampling.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def generate(

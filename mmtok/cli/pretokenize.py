@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from mmtok.cli.options import BATCH_SIZE, FPS, SHORT_SIDE
 from mmtok.errors import MmtokError
 
 
@@ -14,15 +15,15 @@ from mmtok.errors import MmtokError
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--vocab", required=True, type=click.Path(path_type=Path), help="Extended LLM checkpoint (made by `mmtok extend`).")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder (an interrupted one is resumed).")
-@click.option("--workers", default=0, show_default=True, help="Processes decoding media files (0: in the main process).")
-@click.option("--batch-size", default=16, show_default=True, help="Same-size images encoded together.")
-@click.option("--shard-items", type=int, help="Items per shard; also how often progress is committed.  [default: 1000]")
+@click.option("--workers", type=click.IntRange(0, 256), default=0, show_default=True, help="Processes decoding media files (0: in the main process).")
+@click.option("--batch-size", type=BATCH_SIZE, default=16, show_default=True, help="Same-size images encoded together.")
+@click.option("--shard-items", type=click.IntRange(min=1), help="Items per shard; also how often progress is committed.  [default: 1000]")
 @click.option("--bos/--no-bos", default=None, help="Start every item with the LLM's BOS token.  [default: bos]")
 @click.option("--eos/--no-eos", default=None, help="End every item with the LLM's EOS token.  [default: eos]")
-@click.option("--fps", type=float, help="Video: resample to this frame rate (default: each file's; a manifest part may set its own).")
-@click.option("--short-side", type=int, help="Video: resize so the shorter side has this many pixels.")
-@click.option("--rank", type=int, help="This process's rank (default: $RANK as torchrun / accelerate set it, else 0).")
-@click.option("--world-size", type=int, help="Number of processes sharing the items (default: $WORLD_SIZE, else 1).")
+@click.option("--fps", type=FPS, help="Video: resample to this frame rate (default: each file's; a manifest part may set its own).")
+@click.option("--short-side", type=SHORT_SIDE, help="Video: resize so the shorter side has this many pixels.")
+@click.option("--rank", type=click.IntRange(min=0), help="This process's rank (default: $RANK as torchrun / accelerate set it, else 0).")
+@click.option("--world-size", type=click.IntRange(min=1), help="Number of processes sharing the items (default: $WORLD_SIZE, else 1).")
 @click.option("--device", help="Device for the tokenizers (default: cuda:$LOCAL_RANK when CUDA is available, else cpu).")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any item failed (the shards are written all the same).")
 def pretokenize(

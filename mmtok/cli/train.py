@@ -21,9 +21,9 @@ def _train_options(what: str):
             click.option("--data", required=True, type=click.Path(path_type=Path), help=f"Folder of training {what}."),
             click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder for the tokenizer."),
             click.option("--config", "config", type=click.Path(path_type=Path), help="Recipe YAML (kind, model, train)."),
-            click.option("--steps", type=int, help="Override the recipe's number of steps."),
+            click.option("--steps", type=click.IntRange(min=1), help="Override the recipe's number of steps."),
             click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last exactly."),
-            click.option("--stop-after", type=int, help="Stop this run after N more steps (checkpointed; continue with --resume)."),
+            click.option("--stop-after", type=click.IntRange(min=1), help="Stop this run after N more steps (checkpointed; continue with --resume)."),
             click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
         ]):
             fn = option(fn)
@@ -61,7 +61,7 @@ def _train(
     from mmtok.train.loop import train_tokenizer
 
     recipe = load_recipe(config, modality)
-    if steps is not None:
+    if steps is not None:  # (>= 1: see the option's type)
         recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, steps=steps))
     done = train_tokenizer(recipe, data, out, resume=resume, progress=not no_progress, stop_after=stop_after)
     if not PartialState().is_main_process:  # under `accelerate launch`, report once

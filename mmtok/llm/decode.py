@@ -19,6 +19,7 @@ A file that cannot be read makes the whole item fail, with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -76,6 +77,9 @@ class ItemReader(torch.utils.data.Dataset):
         return DecodedItem(position, item, parts)
 
     def _read(self, ref: MediaRef) -> DecodedMedia:
+        from mmtok.files import require_regular_file
+
+        require_regular_file(Path(ref.path))  # a FIFO would block the run forever
         if ref.modality == "image":
             from mmtok.media.image import read_image
 

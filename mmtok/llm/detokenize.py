@@ -61,7 +61,7 @@ def read_ids(path: Path) -> tuple[list[torch.Tensor], bool]:
     `{"ids": ...}` holding either; anything else is an MmtokError naming the file.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MmtokError(f"{path}: no such ids file; pass a JSON list of token ids")
     data = read_json(path, "not readable JSON", "pass a JSON list of token ids")
     if isinstance(data, dict):
@@ -116,7 +116,7 @@ def detokenize(
     def fill(tmp: Path) -> None:
         for i, p in enumerate(parsed):
             folder = tmp / f"{i:03d}" if batched else tmp
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)  # inside the temp folder
             text = _decode_text(text_tok, p.text_ids)
             result = SequenceResult(out / folder.relative_to(tmp), p, text)
             for j, segment in enumerate(p.media):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from mmtok.errors import MmtokError, first_line
-from mmtok.files import replace_directory
+from mmtok.files import check_output_dir, replace_directory
 from mmtok.llm.init import INITS, embedding_stats, new_rows
 from mmtok.llm.streams import StreamOptions
 from mmtok.llm.vocab import MediaVocab
@@ -73,6 +73,9 @@ def extend_llm(
     if not tokenizers:
         raise MmtokError("give at least one media tokenizer (-t PATH)")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise MmtokError(f"{out}: is a file where a folder is needed; choose a new output folder")
+    check_output_dir(out)  # before minutes of loading
     if out.exists() and any(out.iterdir()):
         raise MmtokError(f"{out}: exists and is not empty; choose a new output folder")
     log(f"loading {llm}")

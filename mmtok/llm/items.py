@@ -14,7 +14,8 @@ A JSONL manifest: one object per line, text and media interleaved in order,
 
 media paths relative to the manifest's folder (absolute ones kept), an optional "stream" per
 media part to pick a vocab stream by name, `id` optional (default: the line number, from 1).
-Blank lines are skipped. A line that is not valid JSON, has an unknown part type, a
+Blank lines are skipped. A line that is not valid JSON (or nested deeper than
+`MAX_JSON_DEPTH`), has an unknown part type, a
 duplicate id or names a stream the vocab lacks becomes an `Item` with `error` set: the
 pipeline lists it as a failure and goes on. Missing media files are found later, when the
 item is read, and are failures of that item too.
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.errors import MmtokError
+from mmtok.files import MAX_JSON_DEPTH, parse_json, require_regular_file
 from mmtok.media.audio import AUDIO_SUFFIXES
 from mmtok.media.image import IMAGE_SUFFIXES
 from mmtok.media.video import VIDEO_SUFFIXES
@@ -94,6 +96,8 @@ def load_dataset(path: str | Path, vocab, fps: float | None = None, short_side: 
         return _manifest(path, vocab, fps, short_side)
     if path.is_file():
         raise MmtokError(f"{path}: INPUT must be a folder of media files or a .jsonl manifest")
+    if path.exists():
+        require_regular_file(path)  # a FIFO or device: refused, never read
     raise MmtokError(f"{path}: no such folder or manifest; check INPUT")
 
 
@@ -152,9 +156,11 @@ def _manifest(path: Path, vocab, fps: float | None, short_side: int | None) -> D
 def _parse_line(line: str, number: int, base: Path, vocab, fps: float | None, short_side: int | None) -> Item:
     default_id = str(number)
     try:
-        data = json.loads(line)
+        data = parse_json(line)
     except json.JSONDecodeError as err:
         return Item(default_id, (), f"line {number}: not valid JSON ({err.msg} at column {err.colno})")
+    except ValueError:  # nesting bounded: a deep line fails alone instead of the whole run
+        return Item(default_id, (), f"line {number}: JSON nested more than {MAX_JSON_DEPTH} levels deep; flatten the line")
     if not isinstance(data, dict):
         return Item(default_id, (), f"line {number}: expected a JSON object with \"parts\", got {type(data).__name__}")
     raw_id = data.get("id", default_id)

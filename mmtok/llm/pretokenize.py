@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import write_json
+from mmtok.files import check_output_dir, make_dirs, write_json
 from mmtok.llm import shards
 from mmtok.llm.decode import AudioFormat, DecodedItem, DecodedMedia, ItemReader, keep
 from mmtok.llm.items import Dataset, load_dataset
@@ -120,8 +120,9 @@ def pretokenize(
     Resumes an interrupted run; returns this process's `Summary`."""
     if workers < 0 or batch_size < 1:
         raise MmtokError(f"--workers must be >= 0 and --batch-size >= 1, got {workers} and {batch_size}")
-    vocab = vocab if isinstance(vocab, MediaVocab) else MediaVocab.load(vocab)
     out = Path(out)
+    check_output_dir(out)
+    vocab = vocab if isinstance(vocab, MediaVocab) else MediaVocab.load(vocab)
     rank, world_size, local_rank = distributed_env(rank, world_size)
     stored = _existing_output(out)
     settings = _settings(out, stored, Settings(world_size, shard_items, bos, eos, fps, short_side))
@@ -134,7 +135,7 @@ def pretokenize(
     else:  # (a resumed run was checked when it started; loading the LLM tokenizer takes seconds)
         _check_special_tokens(vocab, settings)
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     if stored is None:
         write_json(out / DATASET_FILE, _dataset_json(vocab, identity, dataset, settings))
     share = dataset.items[rank::world_size]

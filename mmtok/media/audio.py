@@ -5,7 +5,11 @@ Tensors are `[C,T]` float32 in [-1,1]. Reading converts to what a tokenizer take
 - channels: to mono by averaging all channels; to stereo by duplicating mono (files with
   more than two channels cannot become stereo without a mixing convention: error);
 - float files with samples beyond [-1,1] are clipped to it, with a warning (integer PCM
-  cannot exceed it); NaN / infinite samples, empty files and unreadable files are errors.
+  cannot exceed it); NaN / infinite samples, empty files and unreadable files are errors;
+- a file whose container promises more samples than decode is an error: WAV and OGG are
+  checked from the container before reading (`audio_container`: libsndfile clamps their
+  counts), FLAC and MP3 by comparing libsndfile's count with the samples that decode;
+- libmpg123's own notes on stderr are silenced unless MMTOK_DEBUG is set.
 
 `AudioBlocks` reads a file of any length in blocks with a streaming resampler, so an hour of
 audio never sits in memory; `AudioWriter` writes blocks the same way. Callers wrap it in
@@ -14,6 +18,8 @@ audio never sits in memory; `AudioWriter` writes blocks the same way. Callers wr
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +30,8 @@ import soxr
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import atomic_write
+from mmtok.files import atomic_write, require_regular_file
+from mmtok.media.audio_container import check_container
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
 WRITE_SUFFIXES = {".wav", ".flac"}
@@ -48,16 +55,20 @@ class AudioInfo:
 def audio_info(path: str | Path) -> AudioInfo:
     """Header facts of `path`, validated; raises MmtokError with a one-line reason."""
     path = Path(path)
-    if not path.is_file():
-        raise MmtokError(f"{path}: no such audio file; check the path")
+    require_regular_file(path)
     try:
-        info = sf.info(str(path))
+        with quiet_native_stderr(path):
+            info = sf.info(str(path))
     except Exception as err:
         raise MmtokError(f"{path}: not a readable audio file ({_reason(err)}); use wav, flac, ogg or mp3") from None
     if info.frames <= 0:
         raise MmtokError(f"{path}: the file has no samples (zero length); nothing to encode")
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
         raise MmtokError(f"{path}: sample rate {info.samplerate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz; resample the file first")
+    try:
+        check_container(path, info.format, info.channels)
+    except OSError as err:
+        raise MmtokError(f"{path}: cannot read the file ({err.strerror}); check it") from None
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
 
 
@@ -95,7 +106,7 @@ class AudioBlocks:
             resampler = soxr.ResampleStream(info.sample_rate, self.sample_rate, self.channels, dtype="float32", quality="HQ")
         read = 0
         try:
-            with sf.SoundFile(str(path)) as f:
+            with quiet_native_stderr(path), sf.SoundFile(str(path)) as f:
                 while True:
                     data = f.read(block, dtype="float32", always_2d=True)
                     last = data.shape[0] < block
@@ -194,6 +205,25 @@ def write_audio(path: str | Path, x: torch.Tensor, sample_rate: int) -> Path:
 
     atomic_write(path, write)
     return path
+
+
+@contextlib.contextmanager
+def quiet_native_stderr(path: Path):
+    """For MP3 files, send file descriptor 2 to /dev/null inside the block: libmpg123 prints
+    notes ("Xing stream size off by more than 1%") from C, past Python's sys.stderr. Our
+    own check of the decoded length reports what matters. Kept when MMTOK_DEBUG is set."""
+    if path.suffix.lower() != ".mp3" or os.environ.get("MMTOK_DEBUG", "") not in ("", "0"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _reason(err: Exception) -> str:

@@ -64,6 +64,7 @@ WRITE_SUFFIXES = {".mp4"}
 MAX_PIXELS = 4096 * 4096  # per output frame: 64 MB as float32 RGB, x16 per block
 MAX_SOURCE_PIXELS = 8192 * 8192  # per stored frame: 8K video fits; beyond, decoding alone needs GBs
 BLOCK_FRAMES = 16
+MAX_FPS = 1000.0  # a higher rate only multiplies frames (1e9 fps would resample forever)
 
 # Bicubic, plus exact rounding and full chroma interpolation in the YUV -> RGB step: 30 %
 # lower round-trip error than swscale's default on colour (1.7 vs 2.5 levels of 255), for
@@ -152,8 +153,8 @@ class VideoFrames:
 
     def __init__(self, path: str | Path, fps: float | None = None, short_side: int | None = None, block_frames: int = BLOCK_FRAMES):
         self.path = Path(path)
-        if fps is not None and not (math.isfinite(fps) and fps > 0):
-            raise MmtokError(f"{self.path}: frame rate {fps} is not a positive number; pass e.g. --fps 8")
+        if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+            raise MmtokError(f"{self.path}: frame rate {fps} is not a number in (0, {MAX_FPS:g}]; pass e.g. --fps 8")
         if short_side is not None and short_side < 1:
             raise MmtokError(f"{self.path}: short side {short_side} is not a positive size; pass e.g. --short-side 256")
         if block_frames < 1:
@@ -372,8 +373,8 @@ def write_video(path: str | Path, frames: torch.Tensor, fps: float, crf: int = 1
 
 
 def _check_writer_options(path: Path, fps: float, crf: int) -> None:
-    if not (math.isfinite(fps) and fps > 0):
-        raise MmtokError(f"{path}: frame rate {fps} is not a positive number; pass e.g. --fps 24")
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise MmtokError(f"{path}: frame rate {fps} is not a number in (0, {MAX_FPS:g}]; write videos at an ordinary rate, e.g. 24")
     if not 0 <= crf <= 51:
         raise MmtokError(f"{path}: crf {crf} is outside 0..51; pass e.g. --crf 18")
 

@@ -26,6 +26,7 @@ from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
 from mmtok.quantize.vq_search import vq_ids
 
 QUANTIZER_KINDS = ("fsq", "vq", "lfq")
+MAX_CODEBOOK_SIZE = 2**24
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class QuantizerConfig:
             raise ValueError(f"quantizer kind {self.kind!r} is not one of {QUANTIZER_KINDS}")
         if self.kind == "lfq" and not math.log2(self.codebook_size).is_integer():
             raise ValueError("lfq needs a power-of-two codebook_size")
+        if not 2 <= self.size <= MAX_CODEBOOK_SIZE:  # fsq / lfq tabulate every code: 2**30 codes would be GBs
+            raise ValueError(f"the codebook has {self.size:,} codes; mmtok supports 2..{MAX_CODEBOOK_SIZE:,}")
 
     @property
     def size(self) -> int:

@@ -7,6 +7,11 @@
     OUT/recipe.yaml                                 the recipe that produced it
     OUT/train_log.jsonl                             one line of figures every `log_every` steps
     OUT/checkpoints/last/                           exact-resume state (see train/state.py)
+
+The log gets exactly one line per logged step, even across kill -9 and `--resume`: a line is
+appended before the checkpoint that covers it, so a resume first drops the lines of steps
+after its checkpoint (they are made again). A run that fails before its first checkpoint
+removes what it wrote (the recipe, the log, a folder it created).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -23,11 +29,12 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from mmtok.eval.metrics import codebook_usage
-from mmtok.tokenizer import KINDS
+from mmtok.files import atomic_write, check_output_dir, make_dirs
+from mmtok.tokenizer import KINDS, build_checked
 from mmtok.train.audio_task import AudioTask
 from mmtok.train.image_task import ImageTask
 from mmtok.train.recipe import Recipe
-from mmtok.train.state import load_train_state, save_train_state
+from mmtok.train.state import check_resume, load_train_state, save_train_state, trim_log
 from mmtok.train.video_task import VideoTask
 
 # Per modality: data, losses, progress figure and discriminator (see the *_task modules).
@@ -52,6 +59,24 @@ def train_tokenizer(
     """
     import mmtok.kinds  # noqa: F401
 
+    check_output_dir(out)
+    ckpt = out / "checkpoints" / "last"
+    if resume:
+        check_resume(out, ckpt, recipe)
+    fresh = not out.exists()
+    try:
+        return _train(recipe, data, out, ckpt, resume, progress, stop_after)
+    except Exception:
+        if not resume and not ckpt.exists():  # nothing worth keeping was made: leave no trace
+            if fresh:
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                for name in ("recipe.yaml", "train_log.jsonl"):
+                    (out / name).unlink(missing_ok=True)
+        raise
+
+
+def _train(recipe: Recipe, data: Path, out: Path, ckpt: Path, resume: bool, progress: bool, stop_after: int | None) -> bool:
     cfg = recipe.train
     # cpu=True when there is no GPU: it is what lets `accelerate launch --multi_gpu` run
     # several CPU processes (gloo); on GPU machines it is False and nothing changes.
@@ -60,7 +85,7 @@ def train_tokenizer(
     seed = cfg.seed + rank
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
 
-    model = KINDS[recipe.kind](recipe.model)
+    model = build_checked(KINDS[recipe.kind], recipe.model, recipe.source)
     task = TASKS[model.modality](model, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     models, optimizers = {"model": model}, {"model": opt}
@@ -70,10 +95,9 @@ def train_tokenizer(
         d_opt = torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
         models["disc"], optimizers["disc"] = disc, d_opt
 
-    ckpt = out / "checkpoints" / "last"
     start = 0
     if resume:
-        start = load_train_state(ckpt, models, optimizers, rank)["step"]
+        start = load_train_state(ckpt, models, optimizers, rank, cfg.steps)["step"]
     schedule = lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
 
     ddp_model, opt = acc.prepare(model, opt)
@@ -82,10 +106,12 @@ def train_tokenizer(
     end = cfg.steps if stop_after is None else min(cfg.steps, start + stop_after)
     loader = task.loader(data, rank, start, end)
 
-    if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "recipe.yaml").write_text(recipe.to_yaml())
     log_file = out / "train_log.jsonl"
+    if acc.is_main_process:
+        make_dirs(out)
+        text = recipe.to_yaml()
+        atomic_write(out / "recipe.yaml", lambda tmp: tmp.write_text(text))
+        trim_log(log_file, start)  # lines of steps after the checkpoint are made again
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and acc.is_main_process), desc=f"train {recipe.kind}", unit="step")
     sizes = model.codebook_sizes
     counts = torch.zeros(len(sizes), max(sizes), dtype=torch.long)  # per code stream

@@ -36,12 +36,30 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 1000
 
+    def __post_init__(self) -> None:
+        for name in self.positive_fields():
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be in [0, 1), got {self.betas}")
+        if self.min_lr_ratio > 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+    @classmethod
+    def positive_fields(cls) -> tuple[str, ...]:
+        """Fields that must be > 0 (numbers are >= 0 already: see `config_from_dict`)."""
+        return ("steps", "batch_size", "lr", "log_every", "checkpoint_every")
+
 
 @dataclass(frozen=True)
 class ImageTrainConfig(TrainConfig):
     crop_size: int = 64               # random square crops, multiple of the downsample factor
     l1_weight: float = 1.0
     l2_weight: float = 1.0
+
+    @classmethod
+    def positive_fields(cls) -> tuple[str, ...]:
+        return (*super().positive_fields(), "crop_size")
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,10 @@ class AudioTrainConfig(TrainConfig):
     l1_weight: float = 0.1            # waveform L1
     feature_weight: float = 2.0       # feature matching, with the discriminator on
 
+    @classmethod
+    def positive_fields(cls) -> tuple[str, ...]:
+        return (*super().positive_fields(), "segment_seconds")
+
 
 @dataclass(frozen=True)
 class VideoTrainConfig(TrainConfig):
@@ -67,6 +89,10 @@ class VideoTrainConfig(TrainConfig):
     temporal_weight: float = 1.0      # L1 between frame differences (flicker)
     init_from: str = ""               # image tokenizer folder to inflate into the new model (see video/inflate.py)
 
+    @classmethod
+    def positive_fields(cls) -> tuple[str, ...]:
+        return (*super().positive_fields(), "clip_frames", "crop_size", "max_frame_stride")
+
 
 TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {"image": ImageTrainConfig, "audio": AudioTrainConfig, "video": VideoTrainConfig}
 
@@ -76,6 +102,7 @@ class Recipe:
     kind: str
     model: Any
     train: TrainConfig = field(default_factory=TrainConfig)
+    source: str = field(default="default recipe", compare=False)  # the file it was read from, for errors
 
     def to_yaml(self) -> str:
         data = {"kind": self.kind, "model": config_to_dict(self.model), "train": config_to_dict(self.train)}
@@ -92,10 +119,16 @@ def load_recipe(path: Path | None, modality: str) -> Recipe:
 
     data: dict[str, Any] = {}
     if path is not None:
+        from mmtok.files import require_regular_file
+
+        if Path(path).exists():
+            require_regular_file(Path(path))
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except FileNotFoundError:
             raise MmtokError(f"{path}: no such recipe file; check the --config path") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise MmtokError(f"{path}: cannot read the recipe ({err}); pass a YAML file") from None
         except yaml.YAMLError as err:
             raise MmtokError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
         if not isinstance(data, dict):
@@ -104,10 +137,10 @@ def load_recipe(path: Path | None, modality: str) -> Recipe:
         if unknown:
             raise MmtokError(f"{path}: unknown recipe keys {sorted(unknown)}; use kind, model, train")
     kind = data.get("kind", DEFAULT_KIND.get(modality))
-    if kind not in KINDS or KINDS[kind].modality != modality:
+    if not isinstance(kind, str) or kind not in KINDS or KINDS[kind].modality != modality:
         options = sorted(k for k, c in KINDS.items() if c.modality == modality)
         raise MmtokError(f"{path}: kind {kind!r} is not a {modality} tokenizer; use one of {options}")
     source = str(path or "default recipe")
     model = config_from_dict(KINDS[kind].config_class, data.get("model") or {}, source)
     train = config_from_dict(TRAIN_CONFIGS[modality], data.get("train") or {}, source)
-    return Recipe(kind=kind, model=model, train=train)
+    return Recipe(kind=kind, model=model, train=train, source=source)

@@ -6,7 +6,8 @@
 - `rng-<rank>.safetensors`: torch (CPU and CUDA) RNG states per process,
 - `state.json`: step, python / numpy RNG states.
 It is written to a temp folder and renamed into place, so a crash mid-write leaves the
-previous checkpoint intact.
+previous checkpoint intact. On `--resume` every file is checked (present, readable, from the
+same recipe) and anything wrong is one MmtokError naming the file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import safetensors.torch
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import give_usual_mode
+from mmtok.errors import first_line
+from mmtok.files import atomic_write, give_usual_mode, read_json
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -84,28 +86,112 @@ def save_train_state(
     _barrier()
 
 
-def load_train_state(
-    folder: Path, models: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer], rank: int,
-) -> dict[str, Any]:
-    """Restore models, optimizers and RNG in place; returns `state.json` (step, ...)."""
+RESUME_FIX = "resume with the recipe that made it, or start again in a new --out folder"
+
+
+def check_resume(out: Path, folder: Path, recipe) -> None:
+    """Before anything is built: `folder` holds a checkpoint, and `OUT/recipe.yaml` (written
+    by the run being resumed) describes the same tokenizer and training as `recipe` (only
+    the number of steps may change)."""
+    from mmtok.train.recipe import load_recipe
+
     if not (folder / "state.json").is_file():
         raise MmtokError(f"{folder}: no training checkpoint to resume; run without --resume first")
+    stored_file = out / "recipe.yaml"
+    if not stored_file.is_file():
+        raise MmtokError(f"{stored_file}: missing, so the checkpoint's recipe is unknown; {RESUME_FIX}")
+    stored = load_recipe(stored_file, _modality(recipe))
+    differ = [f"kind ({stored.kind} vs {recipe.kind})"] if stored.kind != recipe.kind else []
+    differ += _differences("model", stored.model, recipe.model)
+    differ += [d for d in _differences("train", stored.train, recipe.train) if not d.startswith("train.steps ")]
+    if differ:
+        raise MmtokError(f"{folder}: the checkpoint was made by another recipe ({'; '.join(differ[:3])}); {RESUME_FIX}")
+
+
+def _modality(recipe) -> str:
+    from mmtok.tokenizer import KINDS
+
+    return KINDS[recipe.kind].modality
+
+
+def _differences(prefix: str, old: Any, new: Any) -> list[str]:
+    from mmtok.tokenizer import config_to_dict
+
+    a, b = config_to_dict(old), config_to_dict(new)
+    return [f"{prefix}.{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def load_train_state(
+    folder: Path, models: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer], rank: int,
+    steps: int | None = None,
+) -> dict[str, Any]:
+    """Restore models, optimizers and RNG in place; returns `state.json` (step, ...).
+
+    A missing, truncated or foreign file is one MmtokError naming it (checked before any
+    state is changed where it can be)."""
+    if not (folder / "state.json").is_file():
+        raise MmtokError(f"{folder}: no training checkpoint to resume; run without --resume first")
+    state = read_json(folder / "state.json", "damaged checkpoint state", RESUME_FIX)
+    step = state.get("step") if isinstance(state, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0 or (steps is not None and step > steps):
+        raise MmtokError(f"{folder / 'state.json'}: damaged checkpoint state (step {step!r}); {RESUME_FIX}")
     for name, model in models.items():
-        model.load_state_dict(safetensors.torch.load_file(folder / f"{name}.safetensors"), strict=True)
+        _load_module(model, _tensors(folder / f"{name}.safetensors"), folder / f"{name}.safetensors")
     for name, opt in optimizers.items():
-        tensors = safetensors.torch.load_file(folder / f"optim-{name}.safetensors")
-        meta = json.loads((folder / f"optim-{name}.json").read_text())
-        opt.load_state_dict(_unflatten_optimizer(tensors, meta))
-    state = json.loads((folder / "state.json").read_text())
+        tensors = _tensors(folder / f"optim-{name}.safetensors")
+        meta = read_json(folder / f"optim-{name}.json", "damaged optimizer state", RESUME_FIX)
+        try:
+            opt.load_state_dict(_unflatten_optimizer(tensors, meta))
+        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as err:
+            raise MmtokError(f"{folder / f'optim-{name}.json'}: optimizer state does not fit this model ({first_line(err)}); {RESUME_FIX}") from None
     rng_file = folder / f"rng-{rank}.safetensors"
-    if rng_file.is_file():
-        rng = safetensors.torch.load_file(rng_file)
-        torch.set_rng_state(rng["cpu"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state(rng["cuda"])
-    random.setstate(_python_rng_from_json(state["python_rng"]))
-    np.random.set_state(_numpy_rng_from_json(state["numpy_rng"]))
+    try:
+        if rng_file.is_file():
+            rng = _tensors(rng_file)
+            torch.set_rng_state(rng["cpu"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state(rng["cuda"])
+        random.setstate(_python_rng_from_json(state["python_rng"]))
+        np.random.set_state(_numpy_rng_from_json(state["numpy_rng"]))
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+        raise MmtokError(f"{folder}: damaged random-number state ({first_line(err)}); {RESUME_FIX}") from None
     return state
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise MmtokError(f"{path}: missing from the checkpoint (it is incomplete); {RESUME_FIX}")
+    try:
+        return safetensors.torch.load_file(path)
+    except Exception as err:  # safetensors raises several types for damaged files
+        raise MmtokError(f"{path}: unreadable checkpoint file ({first_line(err)}); {RESUME_FIX}") from None
+
+
+def _load_module(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        detail = next((line.strip() for line in str(err).splitlines() if line.strip().startswith(("size mismatch", "Missing", "Unexpected"))), first_line(err))
+        raise MmtokError(f"{path}: weights do not fit this recipe's model ({detail[:160]}); {RESUME_FIX}") from None
+
+
+def trim_log(log_file: Path, step: int) -> None:
+    """Keep only the log lines of steps <= `step` (whole, parseable lines): the steps after
+    the checkpoint being resumed from are trained, and logged, again."""
+    if not log_file.is_file():
+        return
+    lines = log_file.read_text().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # the half-written last line of a kill
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line)
+    if kept != lines:
+        text = "".join(line + "\n" for line in kept)
+        atomic_write(log_file, lambda tmp: tmp.write_text(text))
 
 
 def _json_python_rng() -> list:

@@ -255,6 +255,10 @@ def is_emu3_spec(spec: str | Path) -> bool:
     elif text.startswith(HF_PREFIX) and not target.startswith(("/", ".", "~")):
         from transformers.utils import cached_file
 
+        from mmtok.hf_spec import go_offline_unless_hub_answers
+
+        go_offline_unless_hub_answers()  # an unreachable hub: the cache answers at once
+
         try:
             found = cached_file(target, "config.json", _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
         except Exception:  # invalid ids and hub errors: not ours to report
@@ -264,10 +268,9 @@ def is_emu3_spec(spec: str | Path) -> bool:
         path = Path(found)
     else:
         return False
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
+    from mmtok.files import sniff_json
+
+    meta = sniff_json(path)  # (a FIFO or a deeply nested file: not Emu3; the loader reports it)
     return isinstance(meta, dict) and meta.get("model_type") in (*MODEL_TYPES, REMOTE_CODE_MODEL_TYPE) and "format_version" not in meta
 
 
