@@ -35,12 +35,19 @@ def test_geometry(tok):
     assert VideoCausalVQConfig(downsample=("st", "st")).spatial_downsample == 16
 
 
-@pytest.mark.parametrize("bad", [dict(downsample=("st",)), dict(downsample=("st", "x")), dict(latent_dim=4)])
+@pytest.mark.parametrize("bad", [dict(downsample=("st",)), dict(downsample=("st", "x")), dict(channel_mult=(1, 2))])
 def test_bad_config(bad):
     import dataclasses
 
     with pytest.raises(ValueError):
         dataclasses.replace(TINY_VIDEO, **bad)
+
+
+def test_latent_wider_than_fsq_is_projected():
+    """FSQ projects any latent width to len(fsq_levels) (as the image tokenizer does), so inflation can copy it."""
+    tok = make_video_tokenizer(latent_dim=10)
+    codes = tok.encode(torch.rand(1, 3, 5, 16, 16))
+    assert codes.shape == (1, 2, 4, 4) and 0 <= codes.min() and codes.max() < tok.codebook_size
 
 
 def test_encode_decode_shapes(tok, clip):
