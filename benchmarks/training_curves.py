@@ -42,26 +42,37 @@ def read_log(folder: Path) -> tuple[str, list[dict]]:
     return modality, rows
 
 
-def heldout_median(folder: Path, name: str) -> str:
-    """The held-out median figure of `folder`'s own report, as text ('' without a report)."""
+def heldout_median(folder: Path) -> str:
+    """The held-out median figure of `folder`'s own `mmtok eval` report, as text ('' without
+    one): image PSNR, video PSNR, audio mel distance at the tokenizer's highest bitrate."""
     path = folder / "report" / "results.json"
     if not path.is_file():
         return ""
     results = json.loads(path.read_text())
-    for modality, key in (("image", "psnr"), ("video", "psnr"), ("audio", "mel_distance")):
-        rows = [r for r in results.get(modality, {}).get("rows", []) if r.get("method") in (name, folder.name) and r.get(key) is not None]
-        if rows:
-            return f"{key} {statistics.median(r[key] for r in rows):.3f}"
-    return ""
+    if "image" in results:
+        own = results["image"]["tokenizers"].get(folder.name)
+        return f"PSNR {own['summary']['psnr_median']:.2f} dB" if own else ""
+    if "video" in results:
+        own = [r for r in results["video"]["summary"] if r["method"] == folder.name]
+        return f"PSNR {own[0]['psnr_median']:.2f} dB" if own else ""
+    own = [r for r in results.get("audio", {}).get("summary", []) if r["method"] == folder.name and not r["baseline"]]
+    if not own:
+        return ""
+    top = max(own, key=lambda r: r["kbps_asked"])
+    return f"mel {top['mel_distance_median']:.3f} at {top['kbps_asked']:g} kbps ({top['group']})"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="+", type=Path)
     p.add_argument("--hardware", action="append", default=[], help="NAME=TEXT: what a tokenizer was trained on")
+    p.add_argument("--cpu-step", action="append", default=[],
+                   help="NAME=SECONDS: measured seconds per training step of that recipe on the CPU, for a "
+                        "CPU-hours column when it was trained elsewhere (a GPU)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     hardware = dict(h.split("=", 1) for h in args.hardware)
+    cpu_step = {name: float(seconds) for name, seconds in (c.split("=", 1) for c in args.cpu_step)}
     args.out.mkdir(parents=True, exist_ok=True)
 
     runs = {f.name: read_log(f) for f in args.folders}
@@ -77,18 +88,24 @@ def main() -> None:
                 ax.plot([r[x] for r in rows], [r[key] for r in rows], label=f"{name} ({hardware.get(name, '?')})")
             last = rows[-1]
             table.append({"tokenizer": name, "modality": m, "hardware": hardware.get(name, ""), "steps": last["step"],
-                          "train_minutes": round(last["minutes"], 1), f"last_{key}": round(last[key], 3),
-                          "heldout": heldout_median(args.folders[list(runs).index(name)], name)})
+                          "train_minutes": round(last["minutes"], 1),
+                          # on the CPU the wall time is the CPU time; elsewhere, steps x the CPU's s/step
+                          "cpu_hours": round(last["step"] * cpu_step[name] / 3600, 2) if name in cpu_step
+                          else round(last["minutes"] / 60, 2) if "CPU" in hardware.get(name, "") else None,
+                          f"last_{key}": round(last[key], 3),
+                          "heldout": heldout_median(args.folders[list(runs).index(name)])})
         for ax, x in zip(row_axes, ("wall-clock minutes of training", "step")):
             ax.set_xlabel(x), ax.set_ylabel(label), ax.grid(alpha=0.3), ax.legend(fontsize=8)
             ax.set_xscale("log")
     fig.tight_layout()
     fig.savefig(args.out / "training_curves.png", dpi=110)
     (args.out / "training_cost.json").write_text(json.dumps(table, indent=1))
-    lines = ["| tokenizer | hardware | steps | training minutes | last training figure | held-out median |", "|---|---|---:|---:|---|---|"]
+    lines = ["| tokenizer | hardware | steps | training minutes | 2-core CPU hours (or equivalent) | last training figure | held-out median |",
+             "|---|---|---:|---:|---:|---|---|"]
     for r in table:
         figure = next(f"{k[5:]} {v}" for k, v in r.items() if k.startswith("last_"))
-        lines.append(f"| {r['tokenizer']} | {r['hardware']} | {r['steps']} | {r['train_minutes']} | {figure} | {r['heldout']} |")
+        cpu = "" if r["cpu_hours"] is None else f"{r['cpu_hours']}" + ("" if "CPU" in r["hardware"] else " (est.)")
+        lines.append(f"| {r['tokenizer']} | {r['hardware']} | {r['steps']} | {r['train_minutes']} | {cpu} | {figure} | {r['heldout']} |")
     (args.out / "training_cost.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
