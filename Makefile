@@ -4,13 +4,17 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
-TOKENIZER ?= tokenizers_trained/mmtok-image-f8
+TOKENIZER ?= tokenizers_trained/mmtok-image-f16
 SAMPLES ?= tests/media/images
-AUDIO_TOKENIZER ?= tokenizers_trained/mmtok-audio-24k
+AUDIO_TOKENIZER ?= tokenizers_trained/mmtok-audio-vocos-fsq
 AUDIO_SAMPLES ?= tests/media/audio
 VIDEO_TOKENIZER ?= tokenizers_trained/mmtok-video-f8t4
 VIDEO_SAMPLES ?= tests/media/video
-KBPS ?= 6
+# audio bitrate for multi-level codecs (e.g. AUDIO_TOKENIZER=tokenizers_trained/mmtok-audio-24k KBPS=6);
+# empty: the codec's full rate (mmtok-audio-vocos-fsq has one level, 75 tokens/s)
+KBPS ?=
+# RVQ levels per audio frame in the LLM's vocabulary (multi-level codecs only, e.g. 4 for mmtok-audio-24k)
+AUDIO_LEVELS ?=
 DEMO_OUT ?= demo_out
 
 .PHONY: demo test install clean
@@ -32,7 +36,7 @@ demo: install
 	$(BIN)/mmtok decode $(DEMO_OUT)/tokens -o $(DEMO_OUT)/recon
 	$(BIN)/mmtok compare $(SAMPLES) $(DEMO_OUT)/recon
 	$(BIN)/mmtok info $(AUDIO_TOKENIZER)
-	$(BIN)/mmtok encode $(AUDIO_SAMPLES) -t $(AUDIO_TOKENIZER) -o $(DEMO_OUT)/audio-tokens --kbps $(KBPS)
+	$(BIN)/mmtok encode $(AUDIO_SAMPLES) -t $(AUDIO_TOKENIZER) -o $(DEMO_OUT)/audio-tokens $(if $(KBPS),--kbps $(KBPS))
 	$(BIN)/mmtok decode $(DEMO_OUT)/audio-tokens -o $(DEMO_OUT)/audio-recon
 	$(BIN)/mmtok compare $(AUDIO_SAMPLES) $(DEMO_OUT)/audio-recon
 	$(BIN)/mmtok info $(VIDEO_TOKENIZER)
@@ -42,7 +46,7 @@ demo: install
 	# LLM side: a tiny random Llama (no hub needed) extended with the three shipped tokenizers,
 	# the sample media pre-tokenized into shards, constrained generation, ids back to files
 	$(BIN)/python -m mmtok.llm.tiny $(DEMO_OUT)/tiny-llm
-	$(BIN)/mmtok extend --llm $(DEMO_OUT)/tiny-llm -o $(DEMO_OUT)/tiny-llm-mm --audio-levels 4 --row-separators \
+	$(BIN)/mmtok extend --llm $(DEMO_OUT)/tiny-llm -o $(DEMO_OUT)/tiny-llm-mm $(if $(AUDIO_LEVELS),--audio-levels $(AUDIO_LEVELS)) --row-separators \
 		-t $(TOKENIZER) -t $(AUDIO_TOKENIZER) -t $(VIDEO_TOKENIZER)
 	$(BIN)/mmtok pretokenize tests/media --vocab $(DEMO_OUT)/tiny-llm-mm -o $(DEMO_OUT)/shards
 	$(BIN)/mmtok generate --llm $(DEMO_OUT)/tiny-llm-mm -o $(DEMO_OUT)/generated.json --image-grid 8x8 \

@@ -24,6 +24,7 @@ import statistics
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -33,7 +34,12 @@ FIGURES = {"image": ("psnr", "training-crop PSNR (dB)"), "video": ("psnr", "trai
 
 
 def read_log(folder: Path) -> tuple[str, list[dict]]:
-    modality = json.loads((folder / "config.json").read_text())["modality"]
+    """(modality, log rows with `minutes` added). The modality comes from `config.json`, or from
+    the recipe's kind for a folder that keeps a recipe and its log but no weights."""
+    if (folder / "config.json").is_file():
+        modality = json.loads((folder / "config.json").read_text())["modality"]
+    else:
+        modality = yaml.safe_load((folder / "recipe.yaml").read_text())["kind"].split("-")[0]
     rows = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines() if line.strip()]
     seconds, last = 0.0, 0
     for row in rows:  # each row covers the steps since the previous one at its window's speed
@@ -44,22 +50,24 @@ def read_log(folder: Path) -> tuple[str, list[dict]]:
 
 def heldout_median(folder: Path) -> str:
     """The held-out median figure of `folder`'s own `mmtok eval` report, as text ('' without
-    one): image PSNR, video PSNR, audio mel distance at the tokenizer's highest bitrate."""
+    one): image PSNR, video PSNR, audio mel distance at the tokenizer's highest bitrate. The
+    tokenizer is found in the report by its fingerprint, whatever name it was given there."""
     path = folder / "report" / "results.json"
-    if not path.is_file():
+    if not path.is_file() or not (folder / "config.json").is_file():
         return ""
-    results = json.loads(path.read_text())
-    if "image" in results:
-        own = results["image"]["tokenizers"].get(folder.name)
-        return f"PSNR {own['summary']['psnr_median']:.2f} dB" if own else ""
-    if "video" in results:
-        own = [r for r in results["video"]["summary"] if r["method"] == folder.name]
+    fingerprint = json.loads((folder / "config.json").read_text()).get("fingerprint")
+    (modality, results), = json.loads(path.read_text()).items()
+    name = next((n for n, t in results["tokenizers"].items() if t.get("fingerprint") == fingerprint), None)
+    if name is None:
+        return ""
+    if modality == "image":
+        return f"PSNR {results['tokenizers'][name]['summary']['psnr_median']:.2f} dB"
+    own = [r for r in results["summary"] if r["method"] == name and r.get("kind", "tokenizer") == "tokenizer"
+           and not r.get("baseline", False)]
+    if modality == "video":
         return f"PSNR {own[0]['psnr_median']:.2f} dB" if own else ""
-    own = [r for r in results.get("audio", {}).get("summary", []) if r["method"] == folder.name and not r["baseline"]]
-    if not own:
-        return ""
-    top = max(own, key=lambda r: r["kbps_asked"])
-    return f"mel {top['mel_distance_median']:.3f} at {top['kbps_asked']:g} kbps ({top['group']})"
+    top = max(own, key=lambda r: r["kbps_asked"]) if own else None
+    return f"mel {top['mel_distance_median']:.3f} at {top['kbps_asked']:g} kbps ({top['group']})" if top else ""
 
 
 def main() -> None:
