@@ -26,22 +26,14 @@ def info(path: Path, as_json: bool) -> None:
         }
     elif path.is_dir() or str(path).startswith("hf:"):
         tok = mmtok.load(str(path))
-        facts = {"tokenizer": str(path), **tok.describe()}
-        if tok.modality == "image":
-            facts["downsample"] = tok.downsample
-        elif tok.modality == "audio":
-            facts.update(sample_rate=tok.sample_rate, channels=tok.channels, hop_length=tok.hop_length,
-                         frame_rate=tok.frame_rate, kbps_by_levels=tok.bitrates(),
-                         tokens_per_second_by_levels={k: tok.tokens_per_second(k) for k in tok.bitrates()})
-        elif tok.modality == "video":
-            facts.update(spatial_downsample=tok.spatial_downsample, temporal_downsample=tok.temporal_downsample,
-                         first_frame_alone=tok.first_frame_alone)
+        facts = {"tokenizer": str(path), **tok.describe()}  # each media type leads with what an LLM pays in tokens
     else:
         raise MmtokError(f"{path}: not a tokenizer folder or {SUFFIX} file; check the path")
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
+    width = max(map(len, facts))
     for key, value in facts.items():
         if key == "config":
             value = json.dumps(value)
-        click.echo(f"{key:>15}: {value}")
+        click.echo(f"{key:>{width}}: {value}")

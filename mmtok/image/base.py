@@ -16,6 +16,8 @@ from mmtok.layout import RasterLayout
 from mmtok.padding import pad_to_multiple
 from mmtok.tokenizer import Tokenizer
 
+COMMON_SIDES = (256, 512, 1024)  # square sizes `mmtok info` states tokens per image for
+
 
 @dataclass(frozen=True)
 class ConvImageConfig:
@@ -46,6 +48,11 @@ class ImageTokenizer(Tokenizer):
     def downsample(self) -> int:
         """Pixels per code along each side."""
         return self.config.downsample
+
+    def describe(self) -> dict:
+        """Tokens first (what an LLM pays per image at common sizes), then the common facts."""
+        return {"tokens_per_image": {f"{n}x{n}": math.prod(self.grid_shape(n, n)) for n in COMMON_SIDES},
+                **super().describe(), "downsample": self.downsample}
 
     def grid_shape(self, height: int, width: int) -> tuple[int, int]:
         """Code grid `(h, w)` that `encode` returns for an `height x width` image."""

@@ -35,6 +35,8 @@ from mmtok.nn.conv3d import carrying
 from mmtok.padding import pad_to_multiple
 from mmtok.tokenizer import Tokenizer
 
+COMMON_FPS = (12, 24)  # frame rates `mmtok info` states tokens per second for
+
 
 class VideoTokenizer(Tokenizer):
     """Base of the video kinds. Subclasses implement `_encode_padded` / `_decode_latents`
@@ -86,6 +88,19 @@ class VideoTokenizer(Tokenizer):
     def first_frame_of(self, latent: int) -> int:
         """Index of the first frame latent frame `latent` holds."""
         return max(0, self.temporal_downsample * latent - (self.temporal_downsample - 1) * self._lead)
+
+    def tokens_per_second(self, fps: float, height: int, width: int) -> float:
+        """LLM tokens per second of a long `height x width` video at `fps` (the lone first
+        frame's extra latent frame left out)."""
+        _, h, w = self.grid_shape(1, height, width)
+        return fps / self.temporal_downsample * h * w
+
+    def describe(self) -> dict:
+        """Tokens first (per second at common sizes and frame rates, per still image), then facts."""
+        rates = {f"{n}x{n} at {fps} fps": self.tokens_per_second(fps, n, n) for n in (256, 512) for fps in COMMON_FPS}
+        return {"tokens_per_second": rates, "tokens_per_image_256x256": math.prod(self.grid_shape(1, 256, 256)),
+                **super().describe(), "spatial_downsample": self.spatial_downsample,
+                "temporal_downsample": self.temporal_downsample, "first_frame_alone": self.first_frame_alone}
 
     def grid_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         """Code grid `(t, h, w)` that `encode` returns for a `T x H x W` video."""
