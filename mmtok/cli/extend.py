@@ -30,7 +30,7 @@ def named_tokenizers(specs: tuple[str, ...]) -> dict[str, mmtok.Tokenizer]:
 
 
 @click.command()
-@click.option("--llm", required=True, help="transformers causal LM: a local folder or a hub id.")
+@click.option("--llm", required=True, help="transformers causal LM: a local folder, a hub id, or a .gguf file (or a folder holding one; dequantized).")
 @click.option("-t", "--tokenizer", "tokenizers", multiple=True, required=True,
               help="Media tokenizer to add (repeatable): PATH, or NAME=PATH to name its stream (default: its modality).")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="New folder for the extended checkpoint.")
@@ -42,16 +42,23 @@ def named_tokenizers(specs: tuple[str, ...]) -> dict[str, mmtok.Tokenizer]:
 @click.option("--audio-levels", type=click.IntRange(min=1), help="Audio: keep only the first K residual levels (default: all).")
 @click.option("--max-grid", type=click.IntRange(1, 4096), default=DEFAULT_MAX_DIM, show_default=True, help="Largest grid side a span header can state.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initialisation.")
+@click.option("--allow-drift", is_flag=True,
+              help="Write the checkpoint even when its text behaviour drifts past the bounds (a loud warning instead of an error).")
 def extend(
     llm: str, tokenizers: tuple[str, ...], out: Path, init: str, pad_to_multiple_of: int | None,
     row_separators: bool, frame_separators: bool, audio_levels: int | None, max_grid: int, seed: int,
+    allow_drift: bool,
 ) -> None:
-    """Add media tokens to an LLM: one block of ids per tokenizer, initialised embeddings."""
+    """Add media tokens to an LLM: one block of ids per tokenizer, initialised embeddings.
+
+    Before writing, the extended model is compared with the base model on a built-in text
+    sample (KL, probability on the new ids, greedy continuations); past the bounds it
+    refuses unless --allow-drift."""
     from mmtok.llm.extend import extend_llm
 
     options = StreamOptions(row_separators, frame_separators, audio_levels, max_grid)
     vocab = extend_llm(
-        llm, named_tokenizers(tokenizers), out, init, pad_to_multiple_of, options, seed,
+        llm, named_tokenizers(tokenizers), out, init, pad_to_multiple_of, options, seed, allow_drift,
         log=lambda line: click.echo(line, err=True),
     )
     for s in vocab.streams:

@@ -1,6 +1,13 @@
 """Initial embedding rows for new media tokens, and the statistics that compare them.
 
-Three choices (`mmtok extend --init`):
+Two jobs pull in opposite directions. The *input* rows must tell the media tokens apart
+(identical rows give identical hidden states, and the model has to break that symmetry from
+gradients alone). The *output* rows must leave the base model's text predictions alone: a
+new id's logit is h·w for the hidden state h, and with thousands of new ids the largest of
+thousands of such logits wins whenever w varies (issue 13: text-mean + full-spread noise on
+SmolLM2 put 27 % of the next-token mass on media ids and broke greedy text).
+
+Input rows (`mmtok extend --init`):
 
 - `mean-noise` (default): the mean of the existing rows plus Gaussian noise with the
   existing rows' per-dimension standard deviation, so new rows look like text rows to the
@@ -10,20 +17,52 @@ Three choices (`mmtok extend --init`):
   scale) and scaled so their spread matches the text rows', then shifted to the text mean.
   Codes that are close in the tokenizer's latent space start close in the LLM. Rows that
   are not codes (start / end / header / separator) use `mean-noise`.
-- `mean`: transformers' default (`resize_token_embeddings(mean_resizing=True)`): the mean
-  plus noise with covariance scaled by 1e-9, so every new row is practically the same
-  vector (pairwise cosine ~1.0). All media codes then produce identical logits and
-  identical hidden states at the start of training, and the model has to break that
-  symmetry from gradients alone; that is why it is not our default.
+- `mean`: transformers' default (`resize_token_embeddings(mean_resizing=True)`, see
+  `_init_added_embeddings_weights_with_mean`): the mean plus noise with covariance scaled by
+  1e-9, so every new row is practically the same vector (pairwise cosine ~1.0). All media
+  codes then produce identical hidden states at the start of training; that is why it is
+  not our default.
+
+Output rows. Hewitt ("Initializing new word embeddings for pretrained language models",
+2021; the reason for transformers' `mean_resizing`) observes that a new output row equal to
+the mean of the existing ones gets a logit h·mean = the mean text logit, which by Jensen's
+inequality is at most log(mean(exp(text logits))): each new id gets at most 1/N of the
+text mass (N text ids), and in a trained model far less, because its distribution is
+peaked (SmolLM2: the mean logit lies ~20 nats below the log-normaliser). Identical output
+rows cost nothing for learning: the gradient of an output row is sum_t (p - y) h_t, which
+differs between ids as soon as they are targets in different contexts.
+
+- Untied models: input rows as chosen by `--init`, output rows all equal to the text mean,
+  moved by `shift` along minus the mean direction of the hidden states (`calibrate`).
+- Tied models (SmolLM2) have one row for both jobs: the rows are the shifted mean plus the
+  `--init` deviations scaled by `noise_scale` <= 1, the largest scale whose predicted mass on
+  the built-in sample stays under `TARGET_MASS` (a tenth of the bound, for text the sample
+  does not cover). The cost is distinguishability: on SmolLM2 with 8,732 new rows the scale
+  is ~0.2-0.3, the new rows' mean pairwise cosine ~0.9-0.95 instead of the text rows' 0.44
+  (still far from transformers' `mean`, ~1.0 to 9 digits), and their norm ~0.7x the text
+  rows'.
+
+The shift is chosen on the base model's hidden states for the built-in sample
+(`mmtok.llm.preservation`): try a few values, keep the one with the least predicted mass.
+A random-init model (mmtok.llm.tiny) cannot meet the bound at all: its next-token
+distribution is flat (log-normaliser - mean logit = log N) and its hidden states point every
+way (the origin lies inside their convex hull), so no output row has a low logit at every
+position; `mmtok extend` refuses it unless `--allow-drift`.
 """
 
 from __future__ import annotations
 
 import torch
 
+from dataclasses import dataclass
+
+from mmtok.llm.preservation import MAX_NEW_MASS, Reference, predicted_new_mass
 from mmtok.llm.vocab import MediaVocab
 
 INITS = ("mean-noise", "codebook", "mean")
+TARGET_MASS = MAX_NEW_MASS / 10      # what calibration aims at on the sample
+SHIFTS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)     # x the mean text-row norm
+NOISE_SCALES = (1.0, 0.7, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.07, 0.05, 0.03, 0.02, 0.01, 0.0)
 
 
 def mean_noise(existing: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -83,6 +122,50 @@ def new_rows(
             for (start, stop), v in zip(stream.code_ranges(), vectors):
                 rows[start - vocab.text_vocab_size : stop - vocab.text_vocab_size] = project_codebook(v, existing, generator)
     return rows
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the new output rows were placed: `centre` `[D]` (the text mean moved by `shift`
+    x the mean text-row norm along minus the hidden states' mean direction), the scale of
+    the `--init` deviations kept in the output rows (tied models; 0 for untied output rows)
+    and the mass on new ids predicted on the sample."""
+
+    centre: torch.Tensor
+    shift: float
+    noise_scale: float
+    predicted_mass: float
+
+
+def calibrate(
+    existing: torch.Tensor, count: int, ref: Reference, deviations: torch.Tensor | None = None,
+    bias: float = 0.0,
+) -> Calibration:
+    """Place `count` new output rows next to the text rows `existing [N,D]`: the centre with
+    the least predicted mass on new ids on the sample and, when `deviations [count,D]` (the
+    `--init` rows minus the text mean) must be kept (tied embeddings), the largest scale for
+    them whose predicted mass stays under `TARGET_MASS`. `bias`: the new ids' output bias."""
+    existing = existing.detach().float()
+    mean = existing.mean(0)
+    direction = torch.nn.functional.normalize(ref.hidden.mean(0), dim=0)
+    norm = existing.norm(dim=1).mean()
+
+    def centre(shift: float) -> torch.Tensor:
+        return mean - shift * norm * direction
+
+    def shared_logit(shift: float) -> torch.Tensor:   # [P,1]: every row at the centre
+        return (ref.hidden @ centre(shift) + bias)[:, None]
+
+    best = min(SHIFTS, key=lambda s: predicted_new_mass(ref, shared_logit(s), count))
+    if deviations is None:
+        return Calibration(centre(best), best, 0.0, predicted_new_mass(ref, shared_logit(best), count))
+    # logits are linear in the scale: one [P,count] product serves every candidate
+    spread = ref.hidden @ deviations.float().T
+    for scale in NOISE_SCALES:
+        mass = predicted_new_mass(ref, shared_logit(best) + scale * spread)
+        if mass <= TARGET_MASS:
+            break
+    return Calibration(centre(best), best, scale, mass)
 
 
 def embedding_stats(weight: torch.Tensor, rows: slice, reference: slice, sample: int = 2048, seed: int = 0) -> dict[str, float]:
