@@ -26,7 +26,7 @@ import torch
 import mmtok
 from mmtok.llm.extend import add_tokens, extend_model, is_tied, load_llm
 from mmtok.llm.init import INITS, embedding_stats, new_rows
-from mmtok.llm.preservation import measure, pad_id_of, reference
+from mmtok.llm.preservation import measure, reference
 from mmtok.llm.smollm2 import smollm2_gguf
 from mmtok.llm.streams import StreamOptions
 from mmtok.llm.tiny import save_tiny_llm, text_lines
@@ -45,15 +45,14 @@ def main_initialise(model, vocab: MediaVocab, init: str, seed: int) -> None:
         weight[vocab.text_vocab_size :] = rows.to(weight.dtype)
 
 
-def extend_main(text_tok, model, tokenizers, init: str, options: StreamOptions):
+def extend_main(text_tok, model, tokenizers, init: str, options: StreamOptions, ref):
     """The pre-issue-13 extension in memory, measured with the same check."""
-    ref = reference(model, text_tok)
     vocab = MediaVocab.create(tokenizers, len(text_tok), options)
     add_tokens(text_tok, [t for s in vocab.streams for t in s.token_strings()], vocab)
     model.resize_token_embeddings(vocab.vocab_size, mean_resizing=False)
     vocab = MediaVocab(vocab.streams, vocab.text_vocab_size, model.get_input_embeddings().weight.shape[0], tokenizers=tokenizers)
     main_initialise(model, vocab, init, 0)
-    return vocab, measure(model, ref, vocab.text_vocab_size, pad_id_of(text_tok))
+    return vocab, measure(model, ref, vocab.text_vocab_size)
 
 
 @torch.no_grad()
@@ -93,13 +92,14 @@ def main() -> None:
                 print(f"{name}: not installed, skipped")
                 continue
             base_tok, base_model = load_llm(sources[name])
+            ref = reference(base_model, base_tok)   # the base model's behaviour, shared by every --init
             for init in args.inits.split(","):
                 text_tok, model = copy.deepcopy(base_tok), copy.deepcopy(base_model)
                 start = time.perf_counter()
                 if args.rows == "main":
-                    vocab, figures = extend_main(text_tok, model, tokenizers, init, options)
+                    vocab, figures = extend_main(text_tok, model, tokenizers, init, options, ref)
                 else:
-                    vocab, figures = extend_model(text_tok, model, tokenizers, init, options=options, allow_drift=True)
+                    vocab, figures = extend_model(text_tok, model, tokenizers, init, options=options, allow_drift=True, ref=ref)
                 seconds = time.perf_counter() - start
                 stats = embedding_stats(model.get_input_embeddings().weight, slice(vocab.text_vocab_size, vocab.vocab_size),
                                         slice(0, vocab.text_vocab_size))

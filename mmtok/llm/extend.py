@@ -26,7 +26,7 @@ import torch
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import check_output_dir, replace_directory
 from mmtok.llm.init import INITS, Calibration, calibrate, embedding_stats, new_rows
-from mmtok.llm.preservation import Preservation, Reference, measure, pad_id_of, reference
+from mmtok.llm.preservation import Preservation, Reference, measure, reference
 from mmtok.llm.streams import StreamOptions
 from mmtok.llm.vocab import MediaVocab
 from mmtok.tokenizer import Tokenizer
@@ -130,17 +130,19 @@ def extend_llm(
 def extend_model(
     text_tok, model, tokenizers: dict[str, Tokenizer], init: str = "mean-noise", pad_to_multiple_of: int | None = None,
     options: StreamOptions | None = None, seed: int = 0, allow_drift: bool = False,
-    log: Callable[[str], object] = lambda _: None, name: str | Path = "the LLM",
+    log: Callable[[str], object] = lambda _: None, name: str | Path = "the LLM", ref: Reference | None = None,
 ) -> tuple[MediaVocab, Preservation]:
     """Extend a loaded `(text_tok, model)` in memory: add the tokens, resize, initialise,
-    and measure the text behaviour against the base model on the built-in sample.
-    MmtokError when the bounds are exceeded, unless `allow_drift` (then a loud warning)."""
+    and measure the text behaviour against the base model on the built-in sample (`ref`:
+    that base model's `reference`, when already recorded). MmtokError when the bounds are
+    exceeded, unless `allow_drift` (then a loud warning)."""
     check_sizes(name, text_tok, model)
     vocab = MediaVocab.create(tokenizers, len(text_tok), options)
     tokens = [t for s in vocab.streams for t in s.token_strings()]
     check_names(name, text_tok, tokens)
-    log("recording the base model's text behaviour on the built-in sample")
-    ref = reference(model, text_tok)
+    if ref is None:
+        log("recording the base model's text behaviour on the built-in sample")
+        ref = reference(model, text_tok)
 
     log(f"adding {len(tokens):,} tokens after {len(text_tok):,} text tokens")
     add_tokens(text_tok, tokens, vocab)
@@ -160,7 +162,7 @@ def extend_model(
         f"mean norm {stats['norm_ratio']:.3f} x the text rows'; output rows: shift {placed.shift:g}, "
         + (f"noise scale {placed.noise_scale:g} (tied)" if tied else "all at the shifted text mean (untied)")
     )
-    figures = measure(model, ref, vocab.text_vocab_size, pad_id_of(text_tok))
+    figures = measure(model, ref, vocab.text_vocab_size)
     log(figures.describe())
     if not figures.ok:
         problem = (
