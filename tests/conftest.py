@@ -290,11 +290,13 @@ def llm_dir(tmp_path_factory) -> Path:
 def extend_tiny(llm: Path, out: Path, tokenizers: dict[str, Path], **options):
     """`extend_llm` of the tiny Llama at `llm` with saved tokenizers {stream name: folder};
     `options` go to `StreamOptions` (e.g. row_separator=True, max_dim=16) except `init`,
-    `pad_to_multiple_of` and `seed`."""
+    `pad_to_multiple_of`, `seed` and `allow_drift` (default True: a random-init model cannot
+    keep its text behaviour, see `mmtok.llm.init`; the tests using this check other things)."""
     from mmtok.llm.extend import extend_llm
     from mmtok.llm.streams import StreamOptions
 
-    kwargs = {k: options.pop(k) for k in ("init", "pad_to_multiple_of", "seed") if k in options}
+    kwargs = {k: options.pop(k) for k in ("init", "pad_to_multiple_of", "seed", "allow_drift") if k in options}
+    kwargs.setdefault("allow_drift", True)
     toks = {name: mmtok.load(path) for name, path in tokenizers.items()}
     return extend_llm(llm, toks, out, options=StreamOptions(**options), **kwargs)
 

@@ -52,7 +52,7 @@ class Env:
         return ["generate", "--llm", llm or self.vocab, "-p", "A photo:", "-o", out or self.out / "ids.json", *options]
 
     def extend(self, *options, out: Path | None = None, llm: Path | None = None) -> list:
-        return ["extend", "--llm", llm or self.llm, "-t", self.tok, "-o", out or self.out / "mm", *options]
+        return ["extend", "--llm", llm or self.llm, "-t", self.tok, "-o", out or self.out / "mm", "--allow-drift", *options]
 
 
 @pytest.fixture
