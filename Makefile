@@ -50,7 +50,7 @@ demo: install
 		-t $(TOKENIZER) -t $(AUDIO_TOKENIZER) -t $(VIDEO_TOKENIZER)
 	$(BIN)/mmtok pretokenize tests/media --vocab $(DEMO_OUT)/tiny-llm-mm -o $(DEMO_OUT)/shards
 	$(BIN)/mmtok generate --llm $(DEMO_OUT)/tiny-llm-mm -o $(DEMO_OUT)/generated.json --image-grid 8x8 \
-		-p "A photo: <|image_start|>" -p "A sound: <|audio_start|>" --audio-frames 75 --max-new-tokens 400
+		-p "A photo:" --media image -p "A sound:" --media audio --audio-frames 75 --max-new-tokens 400
 	$(BIN)/mmtok detokenize --vocab $(DEMO_OUT)/tiny-llm-mm $(DEMO_OUT)/generated.json -o $(DEMO_OUT)/generated
 	@echo "token files in $(DEMO_OUT)/{tokens,audio-tokens,video-tokens}, reconstructions in $(DEMO_OUT)/{recon,audio-recon,video-recon}"
 	@echo "LLM: extended checkpoint $(DEMO_OUT)/tiny-llm-mm, shards $(DEMO_OUT)/shards, generated media $(DEMO_OUT)/generated"

@@ -34,7 +34,10 @@ def until_eos(generated: list[int], eos: int | None) -> list[int]:
 @click.command()
 @click.option("--llm", required=True, type=click.Path(path_type=Path), help="Extended checkpoint folder (from `mmtok extend`).")
 @click.option("-p", "--prompt", "prompts", multiple=True, required=True,
-              help="Prompt text (repeatable: one batch row each); may end with a start token, e.g. '<|image_start|>'.")
+              help="Prompt text (repeatable: one batch row each). Plain text: a string like '<|image_start|>' stays text.")
+@click.option("--media", "media", multiple=True,
+              help="Open a media span after the prompt: a stream name or modality (image, audio, video), or 'text' for none. "
+                   "Once for every prompt, or once per prompt in order.")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="JSON file for the ids (prompt + generated).")
 @click.option("--image-grid", help="Force image spans to this grid of codes, HxW.")
 @click.option("--video-grid", help="Force video spans to this grid of codes, TxHxW.")
@@ -43,29 +46,31 @@ def until_eos(generated: list[int], eos: int | None) -> list[int]:
 @click.option("--greedy", is_flag=True, help="Greedy decoding instead of sampling.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def generate(
-    llm: Path, prompts: tuple[str, ...], out: Path, image_grid: str | None, video_grid: str | None,
+    llm: Path, prompts: tuple[str, ...], media: tuple[str, ...], out: Path, image_grid: str | None, video_grid: str | None,
     audio_frames: int | None, max_new_tokens: int, greedy: bool, seed: int,
 ) -> None:
     """Generate interleaved text and media ids with every media span kept well-formed."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+    from transformers import AutoModelForCausalLM, LogitsProcessorList
 
     from mmtok.llm import MediaLogitsProcessor, MediaVocab
+    from mmtok.llm.sequence import left_padded, pad_id_of
 
     vocab = MediaVocab.load(llm)
     grids = {"image": parse_grid(image_grid, 2, "--image-grid"), "video": parse_grid(video_grid, 3, "--video-grid"),
              "audio": (audio_frames,) if audio_frames else None}
     modalities = {s.modality for s in vocab.streams}
     processor = MediaLogitsProcessor(vocab, grids={k: v for k, v in grids.items() if v and k in modalities})
-    text_tok = AutoTokenizer.from_pretrained(llm, padding_side="left")
+    text_tok = vocab.text_tokenizer
     model = AutoModelForCausalLM.from_pretrained(llm)
-    if text_tok.pad_token is None:
-        text_tok.pad_token = text_tok.eos_token
-    batch = text_tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    if len(media) not in (0, 1, len(prompts)):
+        raise MmtokError(f"--media given {len(media)} times for {len(prompts)} prompts; give it once, or once per prompt")
+    opens = [None if m == "text" else m for m in (media * len(prompts) if len(media) == 1 else media or (None,) * len(prompts))]
+    batch = left_padded([vocab.prompt([p], media=m).input_ids for p, m in zip(prompts, opens)], pad_id_of(text_tok))
     torch.manual_seed(seed)
     ids = model.generate(
         **batch, logits_processor=LogitsProcessorList([processor]), do_sample=not greedy,
-        max_new_tokens=max_new_tokens, pad_token_id=text_tok.pad_token_id,
+        max_new_tokens=max_new_tokens, pad_token_id=pad_id_of(text_tok),
     )
     prompt_len = batch["input_ids"].shape[1]
     rows = [

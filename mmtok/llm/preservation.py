@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from mmtok.llm.sample_text import SAMPLE_TEXTS
+from mmtok.llm.sequence import left_padded, pad_id_of
 
 MAX_KL = 1e-3              # nats per position
 MAX_NEW_MASS = 1e-3        # probability on new ids, mean over positions
@@ -91,25 +92,13 @@ def _forward(model, ids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor
 @torch.no_grad()
 def _greedy(model, ids: list[torch.Tensor], pad_id: int) -> torch.Tensor:
     """`[texts, CONTINUATION_TOKENS]` greedy continuations, all texts in one left-padded batch."""
-    width = max(x.numel() for x in ids)
-    batch = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(ids), width, dtype=torch.long)
-    for i, x in enumerate(ids):
-        batch[i, width - x.numel():] = x
-        mask[i, width - x.numel():] = 1
+    batch = left_padded(ids, pad_id)
     out = model.generate(
-        input_ids=batch, attention_mask=mask, do_sample=False, max_new_tokens=CONTINUATION_TOKENS,
+        **batch, do_sample=False, max_new_tokens=CONTINUATION_TOKENS,
         min_new_tokens=CONTINUATION_TOKENS, pad_token_id=pad_id, eos_token_id=None,
         temperature=None, top_p=None, top_k=None,
     )
-    return out[:, width:]
-
-
-def pad_id_of(text_tok) -> int:
-    for token_id in (text_tok.pad_token_id, text_tok.eos_token_id, 0):
-        if token_id is not None:
-            return int(token_id)
-    return 0
+    return out[:, batch["input_ids"].shape[1]:]
 
 
 def reference(model, text_tok, texts: tuple[str, ...] = SAMPLE_TEXTS) -> Reference:

@@ -6,7 +6,11 @@
                     # and header tokens included), e.g. to weight the loss per modality
 
 Text goes through the LLM's own tokenizer; media goes through its tokenizer to codes and
-then to ids by offset (`MediaStream.span`), never through strings.
+then to ids by offset (`MediaStream.span`), never through strings. Text never produces a
+control or media id: it is tokenized with `split_special_tokens=True`, so a caption that
+holds "<|image_start|>" (or the LLM's own "<|im_end|>") is ordinary text, and `modality`
+always agrees with the ids. A prompt that opens a media span says so explicitly
+(`prompt(..., media="image")`, `mmtok generate --media image`), never by a magic string.
 """
 
 from __future__ import annotations
@@ -146,7 +150,7 @@ def build(vocab, parts: list[Part], bos: bool = False, eos: bool = False) -> Seq
         add(torch.tensor([_special(text_tok, "bos")]), 0)
     for part in parts:
         if isinstance(part, str):
-            add(torch.tensor(text_tok(part, add_special_tokens=False)["input_ids"], dtype=torch.long), 0)
+            add(text_ids(vocab, text_tok, part), 0)
         elif isinstance(part, MediaPart):
             stream, codes = media_codes(vocab, part)
             span = stream.span(codes)
@@ -159,6 +163,54 @@ def build(vocab, parts: list[Part], bos: bool = False, eos: bool = False) -> Seq
     input_ids = torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long)
     modality = torch.cat([torch.full((p.numel(),), k, dtype=torch.int8) for p, k in zip(ids, kinds)]) if ids else torch.zeros(0, dtype=torch.int8)
     return Sequence(input_ids, modality, names, spans)
+
+
+def text_ids(vocab, text_tok, text: str) -> torch.Tensor:
+    """`[L]` int64 ids of plain `text`: every added token (ours and the LLM's special tokens)
+    is split into ordinary text, so no string can inject a control or media id."""
+    ids = torch.tensor(text_tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"], dtype=torch.long)
+    control = set(text_tok.all_special_ids) - {text_tok.unk_token_id}   # unknown text may map to unk
+    if ids.numel() and (int(ids.max()) >= vocab.text_vocab_size or control.intersection(ids.tolist())):
+        raise MmtokError(
+            "the LLM tokenizer turned plain text into a control or media id even with split_special_tokens; "
+            "this tokenizer cannot be used safely, please report this"
+        )
+    return ids
+
+
+def prompt(vocab, parts: list[Part], media: str | None = None, bos: bool = False) -> Sequence:
+    """A generation prompt: `build(parts)` and, when `media` names a stream (or the only
+    stream of a modality), that stream's start id at the end, so the model continues with a
+    media span. The only way to open a span from text."""
+    seq = build(vocab, parts, bos=bos)
+    if media is None:
+        return seq
+    stream = vocab.stream_for(media)
+    index = 1 + vocab.streams.index(stream)
+    return Sequence(
+        torch.cat([seq.input_ids, torch.tensor([stream.start_id])]),
+        torch.cat([seq.modality, torch.tensor([index], dtype=torch.int8)]),
+        seq.names, seq.spans,   # spans lists complete spans only
+    )
+
+
+def left_padded(rows: list, pad_id: int) -> dict:
+    """Prompts `[L_i]` -> `{"input_ids", "attention_mask"}` `[B,max L]`, padded on the left."""
+    width = max(r.numel() for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - r.numel():] = r
+        mask[i, width - r.numel():] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def pad_id_of(text_tok) -> int:
+    """An id to pad prompts with (masked out): pad, else eos, else 0."""
+    for token_id in (text_tok.pad_token_id, text_tok.eos_token_id, 0):
+        if token_id is not None:
+            return int(token_id)
+    return 0
 
 
 def _special(text_tok, which: str) -> int:

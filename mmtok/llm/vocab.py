@@ -228,6 +228,13 @@ class MediaVocab:
 
         return build(self, parts, bos, eos)
 
+    def prompt(self, parts: list, media: str | None = None, bos: bool = False):
+        """A generation prompt: text and media `parts`, then (when `media` names a stream or a
+        modality) that stream's start id; see `mmtok.llm.sequence.prompt`."""
+        from mmtok.llm.sequence import prompt
+
+        return prompt(self, parts, media, bos)
+
     def parse(self, ids: torch.Tensor | list[int], policy: str = "repair") -> Parsed:
         """Generated ids `[L]` -> text and media segments; malformed spans are reported and
         handled by `policy` ("strict", "repair" or "drop"), see `mmtok.llm.parse.parse`."""
