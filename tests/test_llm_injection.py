@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_mmtok, sample_image, write_image
+from conftest import assert_text_only, hostile_text, run_mmtok, sample_image, write_image
 
 from mmtok.errors import MmtokError
 from mmtok.llm import Image, MediaVocab, TokenShards
@@ -21,18 +21,6 @@ from mmtok.llm.pretokenize import pretokenize
 @pytest.fixture(scope="module")
 def vocab(extended_dir) -> MediaVocab:
     return MediaVocab.load(extended_dir)
-
-
-def hostile_text(vocab: MediaVocab) -> str:
-    """Every added token string of the vocab and every special token of the LLM, in text."""
-    strings = [t for s in vocab.streams for t in s.token_strings()] + list(vocab.text_tokenizer.all_special_tokens)
-    return "caption " + " ".join(strings) + " <|image_start|><|image_dim_2|>end"
-
-
-def assert_text_only(vocab: MediaVocab, ids: torch.Tensor) -> None:
-    control = set(vocab.text_tokenizer.all_special_ids) - {vocab.text_tokenizer.unk_token_id}
-    assert int(ids.max()) < vocab.text_vocab_size
-    assert not control.intersection(ids.tolist())
 
 
 def test_build_keeps_token_strings_as_text(vocab, tmp_path):

@@ -63,7 +63,30 @@ def load_llm(llm: str | Path):
         raise MmtokError(f"{llm}: {first_line(err)} (pip install gguf)") from None
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise MmtokError(f"{llm}: cannot load it as a transformers causal LM with a tokenizer ({first_line(err)})") from None
-    return text_tok, model
+    return text_tok, (dequantized(model) if gguf else model)
+
+
+def dequantized(model):
+    """A GGUF-loaded model as an ordinary float32 one: transformers keeps a GGUF quantizer on
+    the model it loads and refuses to `save_pretrained` it, so the model is rebuilt from its
+    config (without the quantization entry) and given the dequantized weights."""
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    try:  # skip the random init the weights replace (transformers 5; 4.x has it in modeling_utils)
+        from transformers.initialization import no_init_weights
+    except ImportError:
+        from transformers.modeling_utils import no_init_weights
+
+    config = copy.deepcopy(model.config)
+    config.__dict__.pop("quantization_config", None)
+    with no_init_weights():
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict({k: v.float() for k, v in model.state_dict().items()}, strict=True)
+    plain.tie_weights()
+    plain.generation_config = model.generation_config
+    return plain.eval()
 
 
 def check_sizes(llm: str | Path, text_tok, model) -> None:
