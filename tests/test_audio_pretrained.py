@@ -20,15 +20,11 @@ import torch
 from conftest import run_mmtok, write_sample_audio
 from transformers import DacConfig, DacModel, EncodecConfig, EncodecModel, MimiConfig, MimiModel
 
-from mmtok.audio.pretrained import (
-    HFDac,
-    HFEncodec,
-    HFMimi,
-    PretrainedAudioConfig,
-    canonical_hf_config,
-    is_pretrained_spec,
-    load_pretrained,
-)
+from mmtok.pretrained.audio_codec import PretrainedAudioConfig, is_pretrained_spec, load_pretrained
+from mmtok.pretrained.base import canonical_hf_config
+from mmtok.pretrained.dac import HFDac
+from mmtok.pretrained.encodec import HFEncodec
+from mmtok.pretrained.mimi import HFMimi
 from mmtok.errors import MmtokError
 from mmtok.tokenizer import KINDS
 from mmtok.tokens_file import TokenFile

@@ -24,7 +24,7 @@ import mmtok
 from mmtok.errors import MmtokError
 from mmtok.media.image import to_model
 from mmtok.tokenizer import KINDS
-from mmtok.video.pretrained import (
+from mmtok.pretrained.emu3 import (
     CLIP_MEAN,
     CLIP_STD,
     Emu3VideoConfig,
