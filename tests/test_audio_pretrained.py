@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -20,6 +21,7 @@ import torch
 from conftest import run_mmtok, write_sample_audio
 from transformers import DacConfig, DacModel, EncodecConfig, EncodecModel, MimiConfig, MimiModel
 
+import mmtok
 from mmtok.pretrained.audio_codec import PretrainedAudioConfig, is_pretrained_spec, load_pretrained
 from mmtok.pretrained.base import canonical_hf_config
 from mmtok.pretrained.dac import HFDac
@@ -419,6 +421,52 @@ def test_bad_folders_are_one_line_errors(saved, tmp_path, how, needle, prefix):
     with pytest.raises(MmtokError, match=needle) as err:
         load_pretrained(spec)
     assert "\n" not in str(err.value) and (str(folder) in str(err.value))
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path) -> list:
+    """Every socket connection attempt is recorded and refused; the hub libraries are left
+    online (so a lookup would try to connect) with an empty cache."""
+    attempts = []
+
+    def refuse(sock, address, *args):
+        attempts.append(address)
+        raise ConnectionRefusedError(f"test: no network ({address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # (restored after the test; the probe sets it)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # resolves without DNS: a probe would connect
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return attempts
+
+
+def test_mmtok_load_of_a_local_folder_never_touches_the_network(saved, no_network):
+    """config.json is read from the folder and picks the adapter; nothing asks the hub."""
+    folder = saved["encodec"][0]
+    for spec in (folder, str(folder), f"hf:{folder}"):
+        tok = mmtok.load(spec)
+        assert type(tok) is HFEncodec and tok.fingerprint == load_pretrained(folder).fingerprint
+    assert no_network == []
+    # a hub id costs one connection attempt (the probe: so the blocking works), then the hub
+    # libraries go offline and the empty cache answers at once
+    with pytest.raises(MmtokError, match=r"^hf:facebook/encodec_24khz: cannot read the model config") as err:
+        mmtok.load("hf:facebook/encodec_24khz")
+    assert "\n" not in str(err.value) and no_network == [("127.0.0.1", 9)]
+
+
+@pytest.mark.parametrize("prefix", ["", "hf:"])
+def test_mmtok_load_of_an_unknown_model_type_is_one_line(saved, tmp_path, prefix):
+    folder = tmp_path / "model"
+    saved["dac"][1].save_pretrained(folder)
+    _mangle(folder, "unknown model_type")
+    with pytest.raises(MmtokError) as err:
+        mmtok.load(prefix + str(folder))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{folder / 'config.json'}: model_type 'bert' is not a model mmtok has an adapter for")
+    assert all(f"'{t}'" in message for t in ("dac", "emu3", "emu3_vqgan", "encodec", "mimi")), message
+    assert "'Emu3VisionVQ'" not in message  # refused, not loadable: not offered
 
 
 def test_unreachable_hub_is_an_error(monkeypatch, tmp_path):
