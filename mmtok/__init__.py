@@ -30,20 +30,9 @@ def load(path: str | Path) -> Tokenizer:
     image + video: Emu3's VQ-VAE, `mmtok.pretrained.emu3`, e.g. `hf:BAAI/Emu3-Gen-hf`). Raises
     MmtokError with the reason.
 
-    config.json is read once and picks the loader: mmtok's own schema by its "kind"
-    (`mmtok.tokenizer.KINDS`), a transformers config by its "model_type" (`mmtok.pretrained`);
-    see `mmtok.config_json`. An "hf:" spec always names a transformers model.
+    config.json is read once and picks the loader: mmtok's own schema by its "kind", a
+    transformers config by its "model_type" (`mmtok.loading`).
     """
-    from mmtok.checkpoint import load_tokenizer
-    from mmtok.config_json import read_config_json, schema_of
-    from mmtok.pretrained import registry
-    from mmtok.pretrained.spec import HF_PREFIX
+    from mmtok.loading import load_any
 
-    text = str(path)
-    if text.startswith(HF_PREFIX):
-        return registry.load(text)
-    directory = Path(text).expanduser()
-    meta = read_config_json(directory, text, "pass a folder made by save_pretrained (mmtok or transformers), or hf:ORG/NAME")
-    if schema_of(meta) == "mmtok":
-        return load_tokenizer(directory, meta)
-    return registry.load(text, meta=meta)
+    return load_any(path)

@@ -7,15 +7,13 @@ import functools
 import importlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mmtok.config_json import CONFIG_NAME
 from mmtok.errors import MmtokError
 from mmtok.pretrained import FAMILIES
+from mmtok.pretrained.base import PretrainedAdapter
 from mmtok.pretrained.spec import read_transformers_config, resolve_spec
-
-if TYPE_CHECKING:
-    from mmtok.pretrained.base import PretrainedAdapter
 
 WHAT = "pass a tokenizer folder (saved by mmtok or transformers) or hf:ORG/NAME"
 
