@@ -311,7 +311,7 @@ class Tokenizer(nn.Module):
     def from_pretrained(cls, directory: str | Path) -> Tokenizer:
         import mmtok
 
-        tok = mmtok.load(directory)  # also pretrained transformers codecs (audio/pretrained.py)
+        tok = mmtok.load(directory)  # also pretrained transformers models (mmtok.pretrained)
         if not isinstance(tok, cls):
             raise MmtokError(f"{directory}: holds a '{tok.kind}' tokenizer, not {cls.__name__}")
         return tok
