@@ -204,6 +204,8 @@ class Tokenizer(nn.Module):
         super().__init_subclass__(**kwargs)
         if "modality" in vars(cls) and "media_types" not in vars(cls):
             cls.media_types = (cls.modality,)
+        if cls.media_types and getattr(cls, "modality", cls.media_types[0]) != cls.media_types[0]:
+            raise TypeError(f"{cls.__name__}.media_types {cls.media_types} must start with its modality '{cls.modality}'")
 
     def __init__(self, config: Any):
         super().__init__()

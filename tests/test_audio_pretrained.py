@@ -208,6 +208,16 @@ def test_is_pretrained_spec(saved, tmp_path):
     assert not is_pretrained_spec(tmp_path) and not is_pretrained_spec(tmp_path / "nothing-here")
 
 
+def test_pretrained_kinds_are_not_training_recipes(tmp_path):
+    """Registered for mmtok.load, but `mmtok train` neither offers nor accepts them."""
+    from mmtok.train.recipe import load_recipe
+
+    assert KINDS["hf-dac"].media_types == ("audio",) and not KINDS["hf-dac"].trainable
+    (tmp_path / "r.yaml").write_text("kind: hf-dac\n")
+    with pytest.raises(MmtokError, match=r"'hf-dac' is not a audio tokenizer; use one of \['audio-codec', 'audio-vocos-fsq'\]"):
+        load_recipe(tmp_path / "r.yaml", "audio")
+
+
 # -- codes -----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_codes_are_the_transformers_codes(saved, name):

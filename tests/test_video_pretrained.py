@@ -290,6 +290,15 @@ def test_mmtok_load_dispatches_here(saved):
     assert isinstance(Emu3VideoTokenizer.from_pretrained(saved[0]), Emu3VideoTokenizer)
 
 
+def test_serves_video_and_images():
+    """Emu3 declares both media types; its codes and token files stay video-shaped."""
+    from mmtok.pretrained.registry import families
+
+    assert Emu3VideoTokenizer.media_types == ("video", "image") and Emu3VideoTokenizer.modality == "video"
+    assert families("image") == (Emu3VideoTokenizer,) and Emu3VideoTokenizer in families("video")
+    assert Emu3VideoTokenizer not in families("audio")
+
+
 # -- full Emu3 checkpoints ---------------------------------------------------------------
 @torch.no_grad()
 def test_the_vqmodel_of_a_full_emu3_checkpoint(saved, tmp_path):
