@@ -22,12 +22,12 @@ from conftest import run_mmtok, write_sample_audio
 from transformers import DacConfig, DacModel, EncodecConfig, EncodecModel, MimiConfig, MimiModel
 
 import mmtok
+from mmtok.errors import MmtokError
 from mmtok.pretrained.audio_codec import PretrainedAudioConfig, is_pretrained_spec, load_pretrained
 from mmtok.pretrained.base import canonical_hf_config
 from mmtok.pretrained.dac import HFDac
 from mmtok.pretrained.encodec import HFEncodec
 from mmtok.pretrained.mimi import HFMimi
-from mmtok.errors import MmtokError
 from mmtok.tokenizer import KINDS
 from mmtok.tokens_file import TokenFile
 
@@ -196,6 +196,15 @@ def test_loads_from_a_folder_and_an_hf_spec(saved, name):
     assert tok.fingerprint == via_hf.fingerprint
     assert tok.describe()["parameters"] == sum(p.numel() for p in saved[name][1].parameters())
     assert type(cls.from_pretrained(folder)) is cls
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_codebooks_use_the_exact_search(saved, name):
+    """Each family's table names its codebook module; every instance gets mmtok's search."""
+    tok = load_pretrained(saved[name][0])
+    ((module_class, method),) = [(c, m) for c, (m, _) in type(tok).exact_search.items()]
+    codebooks = [m for m in tok.model.modules() if type(m).__name__ == module_class]
+    assert codebooks and all(method in vars(m) for m in codebooks)
 
 
 def test_is_pretrained_spec(saved, tmp_path):

@@ -23,7 +23,6 @@ from transformers import Emu3Config, Emu3ForConditionalGeneration, Emu3ImageProc
 import mmtok
 from mmtok.errors import MmtokError
 from mmtok.media.image import to_model
-from mmtok.tokenizer import KINDS
 from mmtok.pretrained.emu3 import (
     CLIP_MEAN,
     CLIP_STD,
@@ -32,6 +31,7 @@ from mmtok.pretrained.emu3 import (
     is_emu3_spec,
     load_emu3,
 )
+from mmtok.tokenizer import KINDS
 
 torch.set_num_threads(1)
 

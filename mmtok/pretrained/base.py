@@ -22,8 +22,8 @@ from torch import nn
 from mmtok.checkpoint import rounded_state
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import replace_directory
+from mmtok.pretrained.exact_search import Replacements, use_exact_search
 from mmtok.pretrained.spec import Source
-from mmtok.quantize.pretrained_search import use_exact_search
 from mmtok.tokenizer import Tokenizer
 
 # Config keys that record where and how a model was saved, not what it computes. They are left
@@ -61,6 +61,8 @@ class PretrainedAdapter(Tokenizer):
     - `refused`: model_types that are recognisably this family but cannot be loaded, with
       the reason and what to use instead (e.g. a remote-code release);
     - `media_types` when it codes more than its base's `modality` (Emu3: video and image);
+    - `exact_search`: its codebook module's nearest-code method, replaced by mmtok's exact
+      bounded-memory search (`exact_search.py`);
 
     and implements `_setup(hf_config)` (the facts mmtok's media base needs), the media base's
     coding methods, and `_card_title` / `_card_facts` for the model card. `check_hf_config`,
@@ -73,6 +75,7 @@ class PretrainedAdapter(Tokenizer):
     model_type: ClassVar[str]
     model_types: ClassVar[tuple[str, ...]] = ()
     refused: ClassVar[dict[str, str]] = {}
+    exact_search: ClassVar[Replacements] = {}  # see `exact_search.py`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -89,7 +92,7 @@ class PretrainedAdapter(Tokenizer):
         hf_config = model.config if model is not None else model_class.config_class.from_dict(json.loads(config.hf_config))
         self.check_hf_config(hf_config, self.kind)
         self.model = (model if model is not None else model_class(hf_config)).eval()
-        use_exact_search(self.model)  # bounded-memory exact nearest codes (mmtok.quantize.nearest)
+        use_exact_search(self.model, self.exact_search)  # bounded-memory exact nearest codes
         self._setup(hf_config)
 
     @classmethod

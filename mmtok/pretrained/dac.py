@@ -6,10 +6,23 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
 from mmtok.pretrained.receptive_field import Geometry, decoder_context, encoder_context
+from mmtok.quantize.nearest import cached_index
 from mmtok.tokenizer import register_kind
+
+
+def _exact_decode_latents(self: nn.Module, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`DacVectorQuantize.decode_latents` with mmtok's exact search: `[B,D,T]` -> (code vectors
+    `[B,D,T]`, ids `[B,T]`); normalised codes, as DAC's factorised codebook (ViT-VQGAN)
+    compares them."""
+    b, d, t = hidden_states.shape
+    encodings = F.normalize(hidden_states.permute(0, 2, 1).reshape(b * t, d))
+    codebook = F.normalize(self.codebook.weight)
+    ids = cached_index(self, codebook, "dot").search(encodings).reshape(b, t)
+    return self.codebook(ids).transpose(1, 2), ids
 
 
 @register_kind
@@ -27,6 +40,7 @@ class HFDac(PretrainedAudioCodec):
     kind = "hf-dac"
     model_type = "dac"
     hf_model_class = "DacModel"
+    exact_search = {"DacVectorQuantize": ("decode_latents", _exact_decode_latents)}
 
     def _setup(self, c: Any) -> None:
         self.sample_rate, self.channels, self.codebook_size = c.sampling_rate, 1, c.codebook_size

@@ -63,6 +63,7 @@ from mmtok.errors import MmtokError, first_line
 from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig
 from mmtok.pretrained.registry import by_model_type, load
 from mmtok.pretrained.spec import Source, peek_model_type
+from mmtok.quantize.nearest import cached_index
 from mmtok.tokenizer import register_kind
 from mmtok.video.base import VideoTokenizer
 
@@ -94,6 +95,13 @@ class Emu3VideoConfig(PretrainedConfig):
             raise ValueError(f"image_mean / image_std must be 3 values (std > 0), got {self.image_mean} / {self.image_std}")
 
 
+def _exact_quantize(self: nn.Module, hidden_state: torch.Tensor) -> torch.Tensor:
+    """`Emu3VQVAEVectorQuantizer.forward` with mmtok's exact search: `[B,T,C,H,W]` -> ids `[B,T,H,W]`."""
+    b, t, c, h, w = hidden_state.shape
+    flat = hidden_state.permute(0, 1, 3, 4, 2).reshape(-1, c)
+    return cached_index(self, self.embedding.weight).search(flat).reshape(b, t, h, w)
+
+
 @register_kind
 class Emu3VideoTokenizer(PretrainedAdapter, VideoTokenizer):
     """Emu3's VQ tokenizer (`transformers.Emu3VQVAE`): 4x temporal, 8x spatial, 32768 codes for
@@ -114,6 +122,7 @@ class Emu3VideoTokenizer(PretrainedAdapter, VideoTokenizer):
         )
     }
     media_types = ("video", "image")
+    exact_search = {"Emu3VQVAEVectorQuantizer": ("forward", _exact_quantize)}
     first_frame_alone = False
 
     def _setup(self, hf_config: Any) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 
 from mmtok.errors import MmtokError
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
+from mmtok.pretrained.exact_search import euclidean_quantize
 from mmtok.pretrained.receptive_field import Geometry, decoder_context, encoder_context
 from mmtok.tokenizer import register_kind
 
@@ -31,6 +32,7 @@ class HFEncodec(PretrainedAudioCodec):
     kind = "hf-encodec"
     model_type = "encodec"
     hf_model_class = "EncodecModel"
+    exact_search = {"EncodecEuclideanCodebook": ("quantize", euclidean_quantize)}
     lstm_context_seconds: float = 3.0
 
     @classmethod

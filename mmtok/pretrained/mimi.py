@@ -10,6 +10,7 @@ from torch import nn
 
 from mmtok.errors import MmtokError
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
+from mmtok.pretrained.exact_search import euclidean_quantize
 from mmtok.pretrained.receptive_field import Geometry, decoder_context, encoder_context
 from mmtok.tokenizer import register_kind
 
@@ -30,6 +31,7 @@ class HFMimi(PretrainedAudioCodec):
     kind = "hf-mimi"
     model_type = "mimi"
     hf_model_class = "MimiModel"
+    exact_search = {"MimiEuclideanCodebook": ("quantize", euclidean_quantize)}
 
     @classmethod
     def check_hf_config(cls, hf_config: Any, source: str) -> None:
