@@ -63,6 +63,7 @@ from mmtok.errors import MmtokError, first_line
 from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig
 from mmtok.pretrained.registry import by_model_type, load
 from mmtok.pretrained.spec import Source, peek_model_type
+from mmtok.pretrained.submodel import load_submodel
 from mmtok.quantize.nearest import cached_index
 from mmtok.tokenizer import register_kind
 from mmtok.video.base import VideoTokenizer
@@ -204,7 +205,7 @@ class Emu3VideoTokenizer(PretrainedAdapter, VideoTokenizer):
     def _load_model(cls, source: Source, meta: dict[str, Any], hf_config: Any) -> tuple[nn.Module, list[str]]:
         if meta["model_type"] == VQ_MODEL_TYPE:
             return super()._load_model(source, meta, hf_config)
-        return _vq_from_full_model(source, hf_config)
+        return load_submodel(source, cls.transformers_class(), hf_config, VQ_PREFIXES)
 
     @classmethod
     def _wrap(cls, model: nn.Module, source: Source) -> Emu3VideoTokenizer:
@@ -252,43 +253,6 @@ def is_emu3_spec(spec: str | Path) -> bool:
     "hf:/path") or a hub id in the local cache whose config.json has model_type "emu3_vqgan",
     "emu3" or "Emu3VisionVQ" (the last to refuse it clearly) and no mmtok `format_version`."""
     return peek_model_type(spec) in by_model_type((Emu3VideoTokenizer,))
-
-
-def _vq_from_full_model(source: Source, hf_config: Any) -> tuple[nn.Module, list[str]]:
-    """The `vqmodel` of a full Emu3 checkpoint, reading (and downloading) only the safetensors
-    files that hold its tensors. Returns the model and the names of tensors it lacks. (Errors
-    other than MmtokError become "cannot load the model weights" in `load_from`.)"""
-    import transformers
-    from safetensors import safe_open
-    from transformers.utils import cached_file
-
-    where, spec = source.where, source.spec
-    index = cached_file(where, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
-    if index is not None:
-        weight_map = json.loads(Path(index).read_text())["weight_map"]
-    else:
-        single = cached_file(where, "model.safetensors", _raise_exceptions_for_missing_entries=False)
-        if single is None:
-            raise MmtokError(f"{spec}: no model.safetensors(.index.json) found; only safetensors Emu3 checkpoints are read")
-        with safe_open(single, "pt") as f:
-            weight_map = dict.fromkeys(f.keys(), "model.safetensors")
-    wanted = {key: shard for key, shard in weight_map.items() if key.startswith(VQ_PREFIXES)}
-    if not wanted:
-        raise MmtokError(f"{spec}: this Emu3 checkpoint holds no vqmodel tensors (keys starting with {list(VQ_PREFIXES)})")
-    state = {}
-    for shard in sorted(set(wanted.values())):
-        with safe_open(cached_file(where, shard), "pt") as f:
-            for key in (k for k, s in wanted.items() if s == shard):
-                state[key.split("vqmodel.", 1)[1]] = f.get_tensor(key)
-    model = transformers.Emu3VQVAE(hf_config)
-    result = model.load_state_dict(state, strict=False)
-    if result.unexpected_keys:
-        unexpected = sorted(result.unexpected_keys)
-        raise MmtokError(
-            f"{spec}: the vqmodel weights have {len(unexpected)} tensors this Emu3VQVAE lacks ({unexpected[:3]}); "
-            "the checkpoint is from another version"
-        )
-    return model, sorted(result.missing_keys)
 
 
 def _normalisation(source: Source) -> tuple[tuple[float, ...], tuple[float, ...]]:
