@@ -24,6 +24,7 @@ from mmtok.errors import MmtokError, first_line
 from mmtok.files import replace_directory
 from mmtok.pretrained.exact_search import Replacements, use_exact_search
 from mmtok.pretrained.spec import Source
+from mmtok.pretrained.submodel import load_submodel
 from mmtok.tokenizer import Tokenizer
 
 # Config keys that record where and how a model was saved, not what it computes. They are left
@@ -56,8 +57,10 @@ class PretrainedAdapter(Tokenizer):
 
     - `kind` (the mmtok kind, "hf-..."), `hf_model_class` (the class name in `transformers`)
       and `model_type` (what that class's config calls itself; the mmtok config holds it);
-    - `model_types`: the config.json `model_type`s it loads from, `(model_type,)` unless it
-      also reads the model out of a bigger checkpoint (Emu3's VQ inside a full Emu3 model);
+    - `submodels` when it also reads the model out of bigger checkpoints (Emu3's VQ inside a
+      full Emu3 model): their model_type -> the name prefixes of the model's tensors there
+      (see `submodel.py`). `model_types`, the config.json model_types it loads from, are
+      `model_type` and these;
     - `refused`: model_types that are recognisably this family but cannot be loaded, with
       the reason and what to use instead (e.g. a remote-code release);
     - `media_types` when it codes more than its base's `modality` (Emu3: video and image);
@@ -66,7 +69,7 @@ class PretrainedAdapter(Tokenizer):
 
     and implements `_setup(hf_config)` (the facts mmtok's media base needs), the media base's
     coding methods, and `_card_title` / `_card_facts` for the model card. `check_hf_config`,
-    `_load_model` and `_wrap` are hooks for families that need more.
+    `_load_model`, `_wrap` and `_save_beside` are hooks for families that need more.
     """
 
     config_class: ClassVar[type] = PretrainedConfig
@@ -75,12 +78,13 @@ class PretrainedAdapter(Tokenizer):
     model_type: ClassVar[str]
     model_types: ClassVar[tuple[str, ...]] = ()
     refused: ClassVar[dict[str, str]] = {}
+    submodels: ClassVar[dict[str, tuple[str, ...]]] = {}  # model_type of a bigger checkpoint -> tensor prefixes
     exact_search: ClassVar[Replacements] = {}  # see `exact_search.py`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "model_type" in vars(cls) and "model_types" not in vars(cls):
-            cls.model_types = (cls.model_type,)
+            cls.model_types = (cls.model_type, *cls.submodels)
 
     def __init__(self, config: PretrainedConfig, model: nn.Module | None = None):
         """Wrap `model`, or build a randomly initialised one from `config` (what `Tokenizer`
@@ -148,6 +152,9 @@ class PretrainedAdapter(Tokenizer):
     @classmethod
     def _load_model(cls, source: Source, meta: dict[str, Any], hf_config: Any) -> tuple[nn.Module, list[str]]:
         """(the transformers model with its weights, names of the tensors it lacks)."""
+        prefixes = cls.submodels.get(meta["model_type"])
+        if prefixes is not None:
+            return load_submodel(source, cls.transformers_class(), hf_config, prefixes)
         model, info = cls.transformers_class().from_pretrained(source.where, config=hf_config, dtype=torch.float32, output_loading_info=True)
         return model, sorted(info["missing_keys"])
 

@@ -63,7 +63,6 @@ from mmtok.errors import MmtokError, first_line
 from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig
 from mmtok.pretrained.registry import by_model_type, load
 from mmtok.pretrained.spec import Source, peek_model_type
-from mmtok.pretrained.submodel import load_submodel
 from mmtok.quantize.nearest import cached_index
 from mmtok.tokenizer import register_kind
 from mmtok.video.base import VideoTokenizer
@@ -114,7 +113,7 @@ class Emu3VideoTokenizer(PretrainedAdapter, VideoTokenizer):
     config_class = Emu3VideoConfig
     hf_model_class = "Emu3VQVAE"
     model_type = VQ_MODEL_TYPE
-    model_types = MODEL_TYPES  # a full Emu3 checkpoint: its `vqmodel` is read (`_load_model`)
+    submodels = {FULL_MODEL_TYPE: VQ_PREFIXES}  # a full Emu3 checkpoint: only its `vqmodel` is read
     refused = {
         REMOTE_CODE_MODEL_TYPE: (
             f"is the original remote-code Emu3 vision tokenizer (model_type '{REMOTE_CODE_MODEL_TYPE}', e.g. "
@@ -201,12 +200,6 @@ class Emu3VideoTokenizer(PretrainedAdapter, VideoTokenizer):
         return info
 
     # -- loading and saving ------------------------------------------------------------------
-    @classmethod
-    def _load_model(cls, source: Source, meta: dict[str, Any], hf_config: Any) -> tuple[nn.Module, list[str]]:
-        if meta["model_type"] == VQ_MODEL_TYPE:
-            return super()._load_model(source, meta, hf_config)
-        return load_submodel(source, cls.transformers_class(), hf_config, VQ_PREFIXES)
-
     @classmethod
     def _wrap(cls, model: nn.Module, source: Source) -> Emu3VideoTokenizer:
         mean, std = _normalisation(source)
