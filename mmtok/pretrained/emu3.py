@@ -70,7 +70,6 @@ from mmtok.video.base import VideoTokenizer
 VQ_MODEL_TYPE = "emu3_vqgan"  # transformers' Emu3VQVAEConfig
 FULL_MODEL_TYPE = "emu3"  # transformers' Emu3Config: LLM + `vqmodel`
 REMOTE_CODE_MODEL_TYPE = "Emu3VisionVQ"  # BAAI/Emu3-VisionTokenizer (trust_remote_code)
-MODEL_TYPES = (VQ_MODEL_TYPE, FULL_MODEL_TYPE)
 # Prefixes of the VQ tensors in a full Emu3 checkpoint: the hub layout (transformers 5 writes it
 # too) and the in-memory one of Emu3ForConditionalGeneration.
 VQ_PREFIXES = ("vqmodel.", "model.vqmodel.")
