@@ -177,7 +177,9 @@ def setup_section(report: Report, m: Measurements, options: EvalOptions) -> None
         + " They are the numbers `mmtok compare` prints for the same reconstruction. "
         + ("**DNSMOS** (P.835, Reddy et al. 2022: a network trained on listener ratings predicts, from the output alone with no "
            "reference, **OVRL** overall quality, **SIG** speech distortion and **BAK** background intrusiveness, each 1..5, "
-           f"higher is better; {dnsmos_note(m)}; n/a on silence). It is made for speech: on music it says little. "
+           f"higher is better; {dnsmos_note(m)}; n/a on silence). It is made for speech: on music it says little. It falls with added noise, coarse quantisation "
+           "and lower codec bitrates, but barely notices band-limiting (speech low-passed at 2 kHz scores like the original; "
+           "`benchmarks/dnsmos_sanity.py`), so read it with mel distance and STOI, which do. "
            if m.with_dnsmos else f"DNSMOS {dnsmos_note(m)}. ")
         + "Per-file numbers are in `results.json`."
     )
