@@ -214,7 +214,7 @@ def rd_section(report: Report, m: Measurements, summary: list[dict[str, Any]], m
                 for s in sorted((s for s in summary if s["group"] == group), key=lambda s: (s["kbps_asked"], s["baseline"]))]
         clips = next(s["clips"] for s in summary if s["group"] == group)
         undefined = {label: sum(s[f"{key}_undefined"] for s in summary if s["group"] == group) for key, label in METRICS if key in metrics}
-        missing = ", ".join(f"{label.split(' ')[0]} in {n}" for label, n in undefined.items() if n)
+        missing = ", ".join(f"{label.rsplit(' ', 1)[0]} in {n}" for label, n in undefined.items() if n)
         caption = (f"{group}: medians over {clips} files; tokens/s n/a for Opus (it makes no tokens)"
                    + (f"; undefined (silent or too short), left out: {missing} codings" if missing else "")
                    + original_dnsmos_text(m, [s["file"] for s in m.rows if group in (ALL, s["folder"])]))
