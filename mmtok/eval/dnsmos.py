@@ -61,15 +61,15 @@ def dnsmos_available() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _session():
-    """The P.835 model as an onnxruntime session, one thread (eval runs one clip at a time,
-    and the machine is shared)."""
+    """The P.835 model as an onnxruntime session, on as many threads as torch uses (so
+    OMP_NUM_THREADS / torch.set_num_threads bound it too)."""
     import importlib.resources
 
     import onnxruntime as ort
 
     path = importlib.resources.files("speechmos") / "dnsmos_models" / "sig_bak_ovr.onnx"
     options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
