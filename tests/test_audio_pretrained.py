@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -20,16 +21,13 @@ import torch
 from conftest import run_mmtok, write_sample_audio
 from transformers import DacConfig, DacModel, EncodecConfig, EncodecModel, MimiConfig, MimiModel
 
-from mmtok.audio.pretrained import (
-    HFDac,
-    HFEncodec,
-    HFMimi,
-    PretrainedAudioConfig,
-    canonical_hf_config,
-    is_pretrained_spec,
-    load_pretrained,
-)
+import mmtok
 from mmtok.errors import MmtokError
+from mmtok.pretrained.audio_codec import PretrainedAudioConfig, is_pretrained_spec, load_pretrained
+from mmtok.pretrained.base import canonical_hf_config
+from mmtok.pretrained.dac import HFDac
+from mmtok.pretrained.encodec import HFEncodec
+from mmtok.pretrained.mimi import HFMimi
 from mmtok.tokenizer import KINDS
 from mmtok.tokens_file import TokenFile
 
@@ -200,6 +198,15 @@ def test_loads_from_a_folder_and_an_hf_spec(saved, name):
     assert type(cls.from_pretrained(folder)) is cls
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_codebooks_use_the_exact_search(saved, name):
+    """Each family's table names its codebook module; every instance gets mmtok's search."""
+    tok = load_pretrained(saved[name][0])
+    ((module_class, method),) = [(c, m) for c, (m, _) in type(tok).exact_search.items()]
+    codebooks = [m for m in tok.model.modules() if type(m).__name__ == module_class]
+    assert codebooks and all(method in vars(m) for m in codebooks)
+
+
 def test_is_pretrained_spec(saved, tmp_path):
     assert is_pretrained_spec("hf:facebook/encodec_24khz") and is_pretrained_spec(saved["dac"][0])
     assert is_pretrained_spec(str(saved["mimi"][0]))
@@ -208,6 +215,16 @@ def test_is_pretrained_spec(saved, tmp_path):
     (mmtok_folder / "config.json").write_text(json.dumps({"format_version": 1, "model_type": "dac", "kind": "audio-codec"}))
     assert not is_pretrained_spec(mmtok_folder)
     assert not is_pretrained_spec(tmp_path) and not is_pretrained_spec(tmp_path / "nothing-here")
+
+
+def test_pretrained_kinds_are_not_training_recipes(tmp_path):
+    """Registered for mmtok.load, but `mmtok train` neither offers nor accepts them."""
+    from mmtok.train.recipe import load_recipe
+
+    assert KINDS["hf-dac"].media_types == ("audio",) and not KINDS["hf-dac"].trainable
+    (tmp_path / "r.yaml").write_text("kind: hf-dac\n")
+    with pytest.raises(MmtokError, match=r"'hf-dac' is not a audio tokenizer; use one of \['audio-codec', 'audio-vocos-fsq'\]"):
+        load_recipe(tmp_path / "r.yaml", "audio")
 
 
 # -- codes -----------------------------------------------------------------------------
@@ -423,6 +440,52 @@ def test_bad_folders_are_one_line_errors(saved, tmp_path, how, needle, prefix):
     with pytest.raises(MmtokError, match=needle) as err:
         load_pretrained(spec)
     assert "\n" not in str(err.value) and (str(folder) in str(err.value))
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path) -> list:
+    """Every socket connection attempt is recorded and refused; the hub libraries are left
+    online (so a lookup would try to connect) with an empty cache."""
+    attempts = []
+
+    def refuse(sock, address, *args):
+        attempts.append(address)
+        raise ConnectionRefusedError(f"test: no network ({address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # (restored after the test; the probe sets it)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # resolves without DNS: a probe would connect
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return attempts
+
+
+def test_mmtok_load_of_a_local_folder_never_touches_the_network(saved, no_network):
+    """config.json is read from the folder and picks the adapter; nothing asks the hub."""
+    folder = saved["encodec"][0]
+    for spec in (folder, str(folder), f"hf:{folder}"):
+        tok = mmtok.load(spec)
+        assert type(tok) is HFEncodec and tok.fingerprint == load_pretrained(folder).fingerprint
+    assert no_network == []
+    # a hub id costs one connection attempt (the probe: so the blocking works), then the hub
+    # libraries go offline and the empty cache answers at once
+    with pytest.raises(MmtokError, match=r"^hf:facebook/encodec_24khz: cannot read the model config") as err:
+        mmtok.load("hf:facebook/encodec_24khz")
+    assert "\n" not in str(err.value) and no_network == [("127.0.0.1", 9)]
+
+
+@pytest.mark.parametrize("prefix", ["", "hf:"])
+def test_mmtok_load_of_an_unknown_model_type_is_one_line(saved, tmp_path, prefix):
+    folder = tmp_path / "model"
+    saved["dac"][1].save_pretrained(folder)
+    _mangle(folder, "unknown model_type")
+    with pytest.raises(MmtokError) as err:
+        mmtok.load(prefix + str(folder))
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{folder / 'config.json'}: model_type 'bert' is not a model mmtok has an adapter for")
+    assert all(f"'{t}'" in message for t in ("dac", "emu3", "emu3_vqgan", "encodec", "mimi")), message
+    assert "'Emu3VisionVQ'" not in message  # refused, not loadable: not offered
 
 
 def test_unreachable_hub_is_an_error(monkeypatch, tmp_path):
