@@ -34,5 +34,7 @@ FAMILIES: dict[str, str] = {
     "encodec": "HFEncodec",
     "dac": "HFDac",
     "mimi": "HFMimi",
+    "wavtokenizer": "HFWavTokenizer",
+    "xcodec": "HFXcodec",
     "emu3": "Emu3VideoTokenizer",
 }

@@ -16,13 +16,13 @@ from mmtok.tokenizer import register_kind
 
 
 def encodec_geometry(m: nn.Module) -> Geometry | None:
-    """EnCodec's padded convolutions (also WavTokenizer's encoder, which subclasses them)."""
-    from transformers.models.encodec.modeling_encodec import EncodecConv1d, EncodecConvTranspose1d
-
-    if isinstance(m, EncodecConv1d):
+    """EnCodec's padded convolutions, and their copies in other models: WavTokenizer's encoder
+    is EnCodec's, but transformers' modular converter gives it classes of its own
+    (WavTokenizerConv1d is not an EncodecConv1d), so they are recognised by their attributes."""
+    if hasattr(m, "padding_total") and hasattr(m, "causal"):  # EncodecConv1d and copies
         total = int(m.padding_total)
         return int(m.kernel_size), int(m.stride), total if m.causal else total - total // 2, False
-    if isinstance(m, EncodecConvTranspose1d):
+    if hasattr(m, "trim_right_ratio") and hasattr(m, "causal"):  # EncodecConvTranspose1d and copies
         k, s = m.conv.kernel_size[0], m.conv.stride[0]
         right = math.ceil((k - s) * m.trim_right_ratio) if m.causal else (k - s) // 2
         return k, s, k - s - right, True
