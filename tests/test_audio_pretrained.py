@@ -30,13 +30,14 @@ from mmtok.pretrained.encodec import HFEncodec
 from mmtok.pretrained.mimi import HFMimi
 from mmtok.pretrained.wavtokenizer import HFWavTokenizer
 from mmtok.pretrained.xcodec import HFXcodec
+from mmtok.pretrained.xcodec2 import HFXcodec2, semantic_features
 from mmtok.tokenizer import KINDS
 from mmtok.tokens_file import TokenFile
 
 torch.set_num_threads(1)
 
-NAMES = ("encodec", "dac", "mimi", "wavtokenizer", "xcodec")
-CLASSES = {"encodec": HFEncodec, "dac": HFDac, "mimi": HFMimi, "wavtokenizer": HFWavTokenizer, "xcodec": HFXcodec}
+NAMES = ("encodec", "dac", "mimi", "wavtokenizer", "xcodec", "xcodec2")
+CLASSES = {"encodec": HFEncodec, "dac": HFDac, "mimi": HFMimi, "wavtokenizer": HFWavTokenizer, "xcodec": HFXcodec, "xcodec2": HFXcodec2}
 ENCODEC_BANDWIDTHS = {2: 1.5, 4: 3.0, 8: 6.0}  # levels -> kbps at 75 frames/s x 10 bits per level
 XCODEC_BANDWIDTHS = {1: 0.5, 2: 1.0, 4: 2.0}  # levels -> kbps at 50 frames/s x 10 bits per level
 
@@ -47,6 +48,7 @@ FACTS = {  # sample_rate, channels, hop_length, num_quantizers, codebook_size
     "mimi": (24000, 1, 1920, 4, 64),
     "wavtokenizer": (24000, 1, 600, 1, 64),
     "xcodec": (16000, 1, 320, 4, 1024),
+    "xcodec2": (16000, 1, 320, 1, 64),
 }
 
 
@@ -73,6 +75,8 @@ def direct_encode(name: str, model, x: torch.Tensor, levels: int) -> torch.Tenso
             return model.encode(x).audio_codes
         if name == "xcodec":
             return model.encode(x, bandwidth=XCODEC_BANDWIDTHS[levels]).audio_codes
+        if name == "xcodec2":  # with the adapter's fbank features (torchaudio's cannot be installed here)
+            return model.encode(x, semantic_features(x, 320)).audio_codes
         return model.encode(x, num_quantizers=levels).audio_codes
 
 
@@ -82,7 +86,7 @@ def direct_decode(name: str, model, codes: torch.Tensor) -> torch.Tensor:
             return model.decode(codes[None], [None]).audio_values
         if name == "dac":
             return model.decode(audio_codes=codes).audio_values[:, None]
-        return model.decode(codes).audio_values  # Mimi, WavTokenizer, X-Codec
+        return model.decode(codes).audio_values  # Mimi, WavTokenizer, X-Codec, X-Codec 2
 
 
 def half_second(tok, batch: int = 2) -> torch.Tensor:
@@ -108,7 +112,7 @@ def test_loads_from_a_folder_and_an_hf_spec(saved, name):
     assert type(cls.from_pretrained(folder)) is cls
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "xcodec2"])  # X-Codec 2: FSQ, no search
 def test_codebooks_use_the_exact_search(saved, name):
     """Each family's table names its codebook module; every instance gets mmtok's search."""
     tok = load_pretrained(saved[name][0])
@@ -297,6 +301,32 @@ def test_wavtokenizer_has_one_level(saved):
         tok.levels_for(num_quantizers=2)
 
 
+def test_xcodec2_semantic_features():
+    """Kaldi fbank as Xcodec2FeatureExtractor lays it out: two 10 ms frames per code, 2 x 80
+    bins, each bin normalised over the item; each item on its own."""
+    x = signal(2, 1, 25 * 320, 16000)
+    features = semantic_features(x, 320)
+    assert features.shape == (2, 25, 160) and features.dtype == torch.float32
+    frames = features.reshape(2, 50, 80)
+    assert frames.mean(1).abs().max() < 1e-4 and torch.allclose(frames.std(1), torch.ones(2, 80), atol=1e-3)
+    assert torch.equal(semantic_features(x[1:], 320)[0], features[1])
+    louder = semantic_features(2 * x, 320)  # log-mel shifts by log 4, which normalisation removes
+    assert torch.allclose(louder, features, atol=1e-3)
+
+
+def test_xcodec2_refuses_configs_its_features_do_not_fit(tmp_path):
+    from tiny_audio_codecs import tiny_xcodec2
+
+    model = tiny_xcodec2()
+    config = model.config.to_dict()
+    config["downsampling_ratios"] = [2, 2, 4, 4, 4]  # hop 256: not one semantic frame per code
+    folder = tmp_path / "x2"
+    model.save_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(MmtokError, match="does not line up with its semantic features"):
+        load_pretrained(folder)
+
+
 def test_higgs_audio_v2_tokenizer_is_refused(tmp_path):
     """transformers' HiggsAudioV2TokenizerModel imports torchaudio; one line says so."""
     folder = tmp_path / "higgs"
@@ -437,7 +467,7 @@ def test_mmtok_load_of_an_unknown_model_type_is_one_line(saved, tmp_path, prefix
         mmtok.load(prefix + str(folder))
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{folder / 'config.json'}: model_type 'bert' is not a model mmtok has an adapter for")
-    assert all(f"'{t}'" in message for t in ("dac", "emu3", "emu3_vqgan", "encodec", "mimi", "wavtokenizer", "xcodec")), message
+    assert all(f"'{t}'" in message for t in ("dac", "emu3", "emu3_vqgan", "encodec", "mimi", "wavtokenizer", "xcodec", "xcodec2")), message
     assert "'Emu3VisionVQ'" not in message and "higgs" not in message  # refused, not loadable: not offered
 
 

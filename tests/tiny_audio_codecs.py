@@ -20,6 +20,8 @@ from transformers import (
     MimiModel,
     WavTokenizerConfig,
     WavTokenizerModel,
+    Xcodec2Config,
+    Xcodec2Model,
     XcodecConfig,
     XcodecModel,
 )
@@ -120,10 +122,12 @@ def tiny_mimi(layers: int = 2, semantic: int = 1) -> MimiModel:
 
 
 def unit_gain(modules) -> None:
-    """Conv weights with std 1/sqrt(fan_in): DAC's init (std 0.02) makes a decoder that outputs
-    ~0.01 whatever the codes."""
+    """Conv (and linear) weights with std 1/sqrt(fan_in): DAC's init (std 0.02) makes a decoder
+    that outputs ~0.01 whatever the codes."""
     for module in modules:
-        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+        if isinstance(module, torch.nn.Linear):
+            module.weight.normal_(0, module.in_features**-0.5)
+        elif isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
             fan_in = module.weight[0].numel() if isinstance(module, torch.nn.Conv1d) else module.weight[:, 0].numel()
             module.weight.normal_(0, fan_in**-0.5)
 
@@ -187,4 +191,44 @@ def tiny_xcodec() -> XcodecModel:
     return model
 
 
-BUILDERS = {"encodec": tiny_encodec, "dac": tiny_dac, "mimi": tiny_mimi, "wavtokenizer": tiny_wavtokenizer, "xcodec": tiny_xcodec}
+@torch.no_grad()
+def tiny_xcodec2() -> Xcodec2Model:
+    """16 kHz mono, hop 320 (50 frames/s), one FSQ codebook of 4 x 4 x 4 = 64 codes; a one-layer
+    w2v-BERT of width 8 and a one-layer decoder transformer of width 32 (its GroupNorms need 32)."""
+    torch.manual_seed(0)
+    config = Xcodec2Config(
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=16,
+        encoder_hidden_size=2,
+        quantization_dim=40,  # hidden_size + the semantic model's hidden_size
+        quantization_levels=[4, 4, 4],
+        semantic_model_config=dict(
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=16,
+            output_hidden_size=8,
+            conv_depthwise_kernel_size=3,
+            position_embeddings_type="relative_key",
+            max_source_positions=64,
+        ),
+    )
+    model = Xcodec2Model(config).eval()
+    # The init (std 0.02 through ~30 layers) makes an encoder whose output is ~5e-8 and one
+    # code for everything: unit gain outside the semantic model.
+    unit_gain([m for name, m in model.named_modules() if not name.startswith("semantic_encoder")])
+    return model
+
+
+BUILDERS = {
+    "encodec": tiny_encodec,
+    "dac": tiny_dac,
+    "mimi": tiny_mimi,
+    "wavtokenizer": tiny_wavtokenizer,
+    "xcodec": tiny_xcodec,
+    "xcodec2": tiny_xcodec2,
+}

@@ -36,5 +36,6 @@ FAMILIES: dict[str, str] = {
     "mimi": "HFMimi",
     "wavtokenizer": "HFWavTokenizer",
     "xcodec": "HFXcodec",
+    "xcodec2": "HFXcodec2",
     "emu3": "Emu3VideoTokenizer",
 }

@@ -1,5 +1,5 @@
-"""Pretrained audio codecs from transformers (EnCodec, DAC, Mimi, WavTokenizer, X-Codec) behind
-mmtok's audio contract.
+"""Pretrained audio codecs from transformers (EnCodec, DAC, Mimi, WavTokenizer, X-Codec,
+X-Codec 2) behind mmtok's audio contract.
 
     tok = mmtok.load("hf:facebook/encodec_24khz")   # a hub id, hf:/local/dir, or a local folder
     codes = tok.encode(x)        # [B,C,T] float in [-1,1] at tok.sample_rate -> [B,K,ceil(T/hop)] int64
@@ -14,6 +14,7 @@ when called with the matching explicit number of levels:
     hf-mimi          MimiModel          num_semantic_quantizers .. num_quantizers config.frame_rate
     hf-wavtokenizer  WavTokenizerModel  1 (one codebook of 4096)                  sampling_rate / prod(upsampling_ratios)
     hf-xcodec        XcodecModel        those of config.target_bandwidths         sample_rate / prod(acoustic downsampling_ratios)
+    hf-xcodec2       Xcodec2Model       1 (one FSQ codebook of 65,536)            sampling_rate / prod(downsampling_ratios)
 
 transformers gives these models a common base class (`PreTrainedAudioTokenizerBase`), but it
 only declares `encode` / `decode`: their arguments (bandwidth, n_quantizers, num_quantizers,
@@ -22,13 +23,16 @@ else (framing, padding, chunking, bitrates by target bandwidth, the model card) 
 
 Chunked coding (`encode_chunked` / `decode_chunked` / the streams) is exact for DAC (and
 X-Codec's decoder), whose convolutions have a finite receptive field, and approximate where
-an LSTM or attention sees the whole signal (EnCodec, Mimi, WavTokenizer, X-Codec's encoder):
-see each class, and benchmarks/results/pretrained_guarantees.md for measured agreement.
+an LSTM or attention sees the whole signal (EnCodec, Mimi, WavTokenizer, X-Codec's encoder,
+X-Codec 2): see each class, and benchmarks/results/pretrained_guarantees.md for measured
+agreement.
 
 Not supported: EnCodec configs that normalise the input or code it in overlapping chunks
 (`normalize=True` or `chunk_length_s` set, i.e. facebook/encodec_48khz). Their decoder needs
 a loudness scale per chunk besides the codes, which a token stream cannot carry, so loading
 one raises MmtokError. HiggsAudioV2TokenizerModel is refused (it needs torchaudio; xcodec.py).
+NeuCodecModel is not loaded: it codes 16 kHz and decodes 24 kHz, and this contract has one
+sample rate (and its feature extractor needs torchaudio too).
 """
 
 from __future__ import annotations
