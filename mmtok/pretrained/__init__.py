@@ -34,5 +34,8 @@ FAMILIES: dict[str, str] = {
     "encodec": "HFEncodec",
     "dac": "HFDac",
     "mimi": "HFMimi",
+    "wavtokenizer": "HFWavTokenizer",
+    "xcodec": "HFXcodec",
+    "xcodec2": "HFXcodec2",
     "emu3": "Emu3VideoTokenizer",
 }
