@@ -8,9 +8,10 @@ constrain generation to valid media spans, parse and decode what a model generat
 """
 
 from mmtok.llm.constrain import MediaLogitsProcessor
+from mmtok.llm.dataset import PackedTokens
 from mmtok.llm.sequence import Audio, Image, Sequence, Video
 from mmtok.llm.shards import TokenShards
 from mmtok.llm.streams import MediaStream, StreamOptions
 from mmtok.llm.vocab import MediaVocab
 
-__all__ = ["Audio", "Image", "MediaLogitsProcessor", "MediaStream", "MediaVocab", "Sequence", "StreamOptions", "TokenShards", "Video"]
+__all__ = ["Audio", "Image", "MediaLogitsProcessor", "MediaStream", "MediaVocab", "PackedTokens", "Sequence", "StreamOptions", "TokenShards", "Video"]

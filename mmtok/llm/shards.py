@@ -295,6 +295,11 @@ class TokenShards:
         for i in range(len(self)):
             yield self[i]
 
+    def item_lengths(self) -> np.ndarray:
+        """`[len(self)]` int64: ids per item, in item order (reads only the shards' index files)."""
+        parts = [np.diff(self._shard(k)[2]) for k in range(len(self.shard_names))]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
     def num_tokens(self) -> int:
         return sum(s.tokens for state in self.states for s in state.shards)
 
