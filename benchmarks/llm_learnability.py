@@ -226,7 +226,7 @@ def ngram_baselines(train: TokenShards, test: TokenShards, stream) -> dict[str, 
 
 # -- training and scoring -----------------------------------------------------------------------
 RECIPES = {  # seq_len: rows of whole images (271 ids each); lr: AdamW peak
-    "scratch": {"seq_len": 1088, "batch": 4, "lr": 3e-3},
+    "scratch": {"seq_len": 1088, "batch": 1, "lr": 3e-3},
     "smollm2": {"seq_len": 544, "batch": 1, "lr": 3e-4},
 }
 

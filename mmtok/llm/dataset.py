@@ -43,6 +43,8 @@ slice: workers buy little). With workers, each takes every n-th row and the coun
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,8 +233,16 @@ class PackedTokens(torch.utils.data.IterableDataset):
         to Arrow: for data that fits in memory (use the iterable for more)."""
         try:
             import datasets
+            import pyarrow
         except ImportError:
             raise MmtokError("to_hf_dataset needs the `datasets` package: pip install datasets") from None
+        epoch = self.epoch if epoch is None else epoch
         rows = [self.row(p) for p in self.rows(epoch)]
-        columns = {k: [r[k].tolist() for r in rows] for k in ("input_ids", "labels", "position_ids")}
-        return datasets.Dataset.from_dict(columns).with_format("torch")
+        table = pyarrow.table({k: pyarrow.array([r[k].numpy() for r in rows], pyarrow.list_(pyarrow.int64()))
+                               for k in ("input_ids", "labels", "position_ids")})
+        # a fingerprint from what decides the rows (datasets would otherwise hash the table)
+        options = {**self.state_dict(), "epoch": epoch, "position": 0, "shards": self.shards.info["input"]["fingerprint"],
+                   "vocab": self.shards.info["vocab"]["fingerprint"], "split": self.split_items, "shuffle": self.shuffle,
+                   "pad": self.pad_id, "train_on": self.train_on.tolist(), "mask": self.masked_roles.tolist()}
+        fingerprint = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
+        return datasets.Dataset(table, fingerprint=fingerprint).with_format("torch")
