@@ -67,6 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=4, help="generated images per model in the grid")
     p.add_argument("--save-scratch", type=Path, default=None, help="folder for the trained small Llama (bf16)")
     p.add_argument("--prep-only", action="store_true")
+    p.add_argument("--render-only", action="store_true", help="rewrite the .md from the .json in --results")
     p.add_argument("--sample-from", type=Path, default=None,
                    help="only sample --samples images from this trained checkpoint into --sample-out")
     p.add_argument("--sample-out", type=Path, default=Path("demo_out/trained-llm-image"))
@@ -239,7 +240,7 @@ def train(model, shards: TokenShards, recipe: dict, minutes: float, seed: int) -
     opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=0.0, betas=(0.9, 0.95))
     model.config.use_cache = False   # no cache: transformers then keeps packed items apart (see PackedTokens)
     model.train()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     budget = minutes * 60
     steps, tokens, losses, epoch = 0, 0, [], 0
     while True:
@@ -250,6 +251,7 @@ def train(model, shards: TokenShards, recipe: dict, minutes: float, seed: int) -
                 model.eval()
                 model.config.use_cache = True
                 return {"steps": steps, "epochs": steps * recipe["batch"] / max(len(data), 1), "seconds": elapsed,
+                        "cpu_seconds": time.process_time() - cpu_start,
                         "trained_tokens": tokens, "loss_curve": losses, **recipe}
             scale = min(1.0, (steps + 1) / 10) * max(0.05, 1 - elapsed / budget)
             for group in opt.param_groups:
@@ -348,19 +350,20 @@ def markdown(res: dict, command: str) -> str:
         f"Budget: {res['minutes']} min of wall clock per model, torch.set_num_threads({res['threads']}), "
         f"on {res['machine']}. New rows: `mmtok extend --init {res['init']}`. Loss on image codes only "
         "(packed rows of whole images, `PackedTokens(train_on=\"media\")`).", "",
-        "| model | params | steps | images seen | held-out bits / code | vs unigram (add-one) | vs bigram (add-one) | vs bigram (interpolated) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | params | steps | CPU s | images seen | held-out bits / code | vs unigram (add-one) | vs bigram (add-one) | vs bigram (interpolated) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, m in res["models"].items():
         bits = m["heldout_bits_per_code"]
         lines.append(
-            f"| {name} | {m['params'] / 1e6:.1f} M | {m['train']['steps']} | {m['images_seen']:.0f} | **{bits:.2f}** | "
+            f"| {name} | {m['params'] / 1e6:.1f} M | {m['train']['steps']} | {m['train'].get('cpu_seconds', float('nan')):.0f} | "
+            f"{m['images_seen']:.0f} | **{bits:.2f}** | "
             f"{bits - b['unigram_add_one']:+.2f} | {bits - b['bigram_add_one']:+.2f} | {bits - b['bigram_interpolated']:+.2f} |"
         )
     lines += [
-        f"| unigram, add-one | | | | {b['unigram_add_one']:.2f} | | | |",
-        f"| bigram (previous code), add-one | | | | {b['bigram_add_one']:.2f} | | | |",
-        f"| bigram, Jelinek-Mercer λ={b['bigram_lambda']:.2f} | | | | {b['bigram_interpolated']:.2f} | | | |",
+        f"| unigram, add-one | | | | | {b['unigram_add_one']:.2f} | | | |",
+        f"| bigram (previous code), add-one | | | | | {b['bigram_add_one']:.2f} | | | |",
+        f"| bigram, Jelinek-Mercer λ={b['bigram_lambda']:.2f} | | | | | {b['bigram_interpolated']:.2f} | | | |",
         "",
     ]
     if "text_bits" in res.get("models", {}).get("smollm2", {}):
@@ -386,6 +389,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    if args.render_only:
+        res = json.loads((args.results / "llm_learnability.json").read_text())
+        (args.results / "llm_learnability.md").write_text(markdown(res, res["command"]))
+        return 0
     if args.sample_from:
         sample_from(args.sample_from, args.sample_out, args.samples, args.seed)
         return 0

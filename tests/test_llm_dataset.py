@@ -158,6 +158,15 @@ def test_ranks_share_the_rows_without_overlap(shards):
     assert [row for k in range(len(ranks[0])) for r in ranks for row in r[k : k + 1]] == whole[: 3 * len(ranks[0])]
 
 
+def test_loader_workers_share_the_rows(shards):
+    seq_len = int(np.sort(shards.item_lengths())[-3])
+    data = PackedTokens(shards, seq_len, seed=2, split_items=True)
+    alone = sorted(tuple(r["input_ids"].tolist()) for r in data.__iter__())
+    data.set_epoch(0)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=2)
+    assert sorted(tuple(r["input_ids"].tolist()) for r in loader) == alone
+
+
 def test_resume_continues_exactly(shards):
     seq_len = int(np.sort(shards.item_lengths())[-3])
     full = PackedTokens(shards, seq_len, seed=1, split_items=True)

@@ -1,10 +1,11 @@
 """LLM integration: extend a vocabulary with media tokens, build interleaved sequences,
 constrain generation to valid media spans, parse and decode what a model generated.
 
-    from mmtok.llm import MediaVocab, Image, Audio
+    from mmtok.llm import MediaVocab, Image, Audio, PackedTokens
     vocab = MediaVocab.load("llama-mm")                      # written by `mmtok extend`
     seq = vocab.build(["A cat:", Image("cat.png"), "says", Audio("meow.wav")])
     seq.input_ids, seq.modality                              # [L] int64, [L] int8 (0 = text)
+    rows = PackedTokens("shards/", seq_len=2048)              # `mmtok pretokenize` output -> training rows
 """
 
 from mmtok.llm.constrain import MediaLogitsProcessor

@@ -20,7 +20,9 @@ block-diagonal causal mask; flash-attention: `cu_seq_lens` from the same restart
 as no KV cache is made. So: pass the batch as it is (an `attention_mask` of ones would let
 items attend to each other) and set `model.config.use_cache = False` for training (with the
 default `True`, transformers 5 builds a cache even in training and then skips the packed
-check: items would see each other; tests/test_llm_dataset.py checks both).
+check: items would see each other; tests/test_llm_dataset.py checks both). Items keep the
+BOS / EOS that `mmtok pretokenize` puts around them by default, so the ids alone also
+show where one ends (for attention code that ignores `position_ids`).
 
 Labels. `labels` is `input_ids` where the loss is taken and -100 elsewhere: on the
 modalities of `train_on` ("media", "text", "all", or names such as ("text", "image")),

@@ -192,18 +192,9 @@ class TokenShards:
         for ids, modality in shards: ...
 
     Items come rank by rank, shard by shard (within a rank, in dataset order). Arrays are
-    `np.load(mmap_mode="r")` views, so only what is indexed is read from disk. Feeding a
-    training loop (loss only on, say, text and image tokens; pack or pad as you like):
-
-        class TokenDataset(torch.utils.data.Dataset):
-            def __init__(self, path): self.shards = TokenShards(path)
-            def __len__(self): return len(self.shards)
-            def __getitem__(self, i):
-                ids, modality = self.shards[i]
-                ids = torch.from_numpy(ids.astype(np.int64))
-                labels = ids.clone()
-                labels[torch.from_numpy(modality == 0)] = -100   # e.g. no loss on text
-                return {"input_ids": ids, "labels": labels}
+    `np.load(mmap_mode="r")` views, so only what is indexed is read from disk. For training,
+    `mmtok.llm.PackedTokens` (mmtok/llm/dataset.py) packs them into rows with labels per
+    modality, a seeded order per epoch, rank shards and a resumable position.
 
     A `TokenShards` pickles without its open memory maps (cheap to hand to DataLoader
     workers); each process re-opens them on first use.
