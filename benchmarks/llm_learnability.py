@@ -170,12 +170,13 @@ def prepare(name: str, base: Path, work: Path, images: dict[str, Path], init: st
 
 
 # -- baselines ------------------------------------------------------------------------------
-def code_pairs(shards: TokenShards, stream) -> tuple[np.ndarray, np.ndarray]:
-    """(previous token, code) for every image code of the shards, as layout ids (codes:
-    0..K-1; the previous token of an image's first code is the last header id, mapped to K)."""
+def code_pairs(items, stream) -> tuple[np.ndarray, np.ndarray]:
+    """(previous token, code) for every image code of `items` (`(ids, modality)` pairs, e.g.
+    a `TokenShards`), as layout ids (codes: 0..K-1; the previous token of an image's first
+    code is the last header id, mapped to K)."""
     lo, hi = stream.code_ranges()[0]
     prev, cur = [], []
-    for ids, _ in shards:
+    for ids, _ in items:
         ids = np.asarray(ids, dtype=np.int64)
         at = np.nonzero((ids >= lo) & (ids < hi))[0]
         before = ids[at - 1]
@@ -184,8 +185,14 @@ def code_pairs(shards: TokenShards, stream) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(prev), np.concatenate(cur)
 
 
-def ngram_baselines(train: TokenShards, test: TokenShards, stream) -> dict[str, float]:
-    """Held-out bits per code of unigram / bigram models estimated on the training codes."""
+def eval_picks(shards: TokenShards, n: int) -> list[int]:
+    """`n` held-out items evenly spread over the set (the ones the models are scored on)."""
+    return np.linspace(0, len(shards) - 1, min(n, len(shards))).round().astype(int).tolist()
+
+
+def ngram_baselines(train: TokenShards, test, stream) -> dict[str, float]:
+    """Held-out bits per code of unigram / bigram models estimated on the training codes
+    (`test`: the held-out items, `(ids, modality)` pairs)."""
     k = stream.codebook_sizes[0]
     tp, tc = code_pairs(train, stream)
     hp, hc = code_pairs(test, stream)
@@ -273,9 +280,8 @@ def train(model, shards: TokenShards, recipe: dict, minutes: float, seed: int) -
 def media_bits(model, shards: TokenShards, stream, n: int) -> float:
     """Mean bits per image code over `n` held-out items (evenly spread), each scored alone."""
     lo, hi = stream.code_ranges()[0]
-    picks = np.linspace(0, len(shards) - 1, min(n, len(shards))).round().astype(int)
     total, count = 0.0, 0
-    for i in picks:
+    for i in eval_picks(shards, n):
         ids = torch.from_numpy(np.asarray(shards[int(i)][0], dtype=np.int64))[None]
         logits = model(input_ids=ids).logits[0, :-1].float()
         target = ids[0, 1:]
@@ -339,14 +345,17 @@ def picture_grid(rows: dict[str, list[Path]], path: Path, size: int = 128) -> No
 
 # -- report ----------------------------------------------------------------------------------
 def markdown(res: dict, command: str) -> str:
-    b = res["baselines"]
+    b = res.get("baselines_scored_items", res["baselines"])   # the same held-out items as the models
+    every = res["baselines"]
     lines = [
         "# LLM learnability of mmtok-image-f16 tokens (CPU budget)", "",
         f"Command: `{command}`", "",
         f"Held-out: {res['heldout_images']} images of 8 source photos the tokenizer never saw (its recipe's "
-        f"`train.exclude`); models scored on {res['eval_items']} of them ({res['eval_codes']} codes); n-gram "
-        f"baselines on all {b['heldout_codes']} held-out codes, estimated on {b['train_codes']} training codes "
-        f"({res['train_images']} images). Codebook: {b['codebook']} codes (uniform = {b['uniform']:.2f} bits).", "",
+        f"`train.exclude`); models and n-gram baselines scored on the same {res['eval_items']} of them, evenly "
+        f"spread ({b['heldout_codes']} codes); baselines estimated on {b['train_codes']} training codes "
+        f"({res['train_images']} images). Codebook: {b['codebook']} codes (uniform = {b['uniform']:.2f} bits). "
+        f"On all {every['heldout_codes']} held-out codes the baselines give unigram {every['unigram_add_one']:.2f}, "
+        f"bigram add-one {every['bigram_add_one']:.2f}, interpolated bigram {every['bigram_interpolated']:.2f} bits.", "",
         f"Budget: {res['minutes']} min of wall clock per model, torch.set_num_threads({res['threads']}), "
         f"on {res['machine']}. New rows: `mmtok extend --init {res['init']}`. Loss on image codes only "
         "(packed rows of whole images, `PackedTokens(train_on=\"media\")`).", "",
@@ -413,7 +422,10 @@ def main(argv=None) -> int:
     res = {
         "init": args.init, "minutes": args.minutes, "threads": args.threads, "machine": f"{os.cpu_count()}-core CPU, shared",
         "train_images": len(train0), "heldout_images": len(test0), "eval_items": min(args.eval_items, len(test0)),
-        "baselines": ngram_baselines(train0, test0, vocab0.stream("image")), "models": {},
+        "baselines": ngram_baselines(train0, test0, vocab0.stream("image")),
+        "baselines_scored_items": ngram_baselines(train0, [test0[i] for i in eval_picks(test0, args.eval_items)],
+                                                  vocab0.stream("image")),
+        "models": {},
     }
     log(json.dumps(res["baselines"]))
     grid_rows = {}
