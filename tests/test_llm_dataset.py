@@ -1,5 +1,5 @@
 """`PackedTokens`: rows packed from real `mmtok pretokenize` shards of tests/media (the shipped
-image, audio and video tokenizers on a tiny Llama): every item exactly once, labels per
+image and audio tokenizers on a tiny Llama): every item exactly once, labels per
 modality and role, packed rows attend within items only, order fixed by seed and epoch,
 ranks disjoint, resume exact; a few real optimizer steps through transformers' `Trainer` and
 through a plain accelerate loop."""
@@ -19,7 +19,7 @@ from mmtok.llm.dataset import IGNORE, Piece
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO / "tests" / "media"
-SHIPPED = [REPO / "tokenizers_trained" / n for n in ("mmtok-image-f16", "mmtok-audio-vocos-fsq", "mmtok-video-f8t4")]
+SHIPPED = [REPO / "tokenizers_trained" / n for n in ("mmtok-image-f16", "mmtok-audio-vocos-fsq")]
 
 
 def ok(result):
@@ -51,7 +51,7 @@ def vocab(made) -> MediaVocab:
 
 def test_every_item_appears_once_and_whole(shards):
     lengths = shards.item_lengths()
-    assert len(lengths) == 8 and lengths.sum() == shards.num_tokens()
+    assert len(lengths) == 6 and lengths.sum() == shards.num_tokens()   # 4 images, 2 audio clips (no video stream)
     seq_len = int(np.sort(lengths)[-3])   # the two longest items are cut into pieces
     for split in (False, True):
         data = PackedTokens(shards, seq_len, seed=3, split_items=split)
@@ -81,7 +81,7 @@ def test_every_item_appears_once_and_whole(shards):
 
 def test_labels_follow_modality_and_roles(shards, vocab):
     names = shards.modality_names
-    assert names == ["text", "image", "audio", "video"]
+    assert names == ["text", "image", "audio"]
     seq_len = int(shards.item_lengths().max())
     roles = {}
     for s in vocab.streams:   # the roles, from the vocab's own stream geometry
@@ -198,7 +198,7 @@ def test_trainer_runs_real_steps(made, shards, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(made[0])
     model.config.use_cache = False
     before = model.model.embed_tokens.weight.detach().clone()
-    data = PackedTokens(shards, 512, train_on="all", split_items=True, pad_id=model.config.pad_token_id)
+    data = PackedTokens(shards, 256, train_on="all", split_items=True, pad_id=model.config.pad_token_id)
     args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=2,
                              learning_rate=1e-2, logging_steps=1, report_to=[], save_strategy="no",
                              use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
