@@ -63,7 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=12.0, help="training wall clock per model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", default="scratch,smollm2")
-    p.add_argument("--eval-items", type=int, default=24, help="held-out images the models are scored on")
+    p.add_argument("--eval-items", type=int, default=16, help="held-out images the models are scored on")
+    p.add_argument("--untrained-items", type=int, default=4, help="held-out images scored before training")
+    p.add_argument("--text-lines", type=int, default=60, help="lines of the fixed text sample (SmolLM2's text loss)")
+    p.add_argument("--report", default="scratch,smollm2", help="models whose results in --work go into the report")
     p.add_argument("--samples", type=int, default=4, help="generated images per model in the grid")
     p.add_argument("--save-scratch", type=Path, default=None, help="folder for the trained small Llama (bf16)")
     p.add_argument("--prep-only", action="store_true")
@@ -292,14 +295,14 @@ def media_bits(model, shards: TokenShards, stream, n: int) -> float:
     return total / count / LN2
 
 
-TEXT_SAMPLE = slice(6000, 6060)   # 60 lines of the stdlib's help topics, never trained on
+TEXT_START = 6000   # the sample: lines 6000.. of the stdlib's help topics
 
 
 @torch.no_grad()
-def text_bits(model, tokenizer) -> float:
+def text_bits(model, tokenizer, lines: int) -> float:
     """Mean bits per text token on the fixed text sample (lines scored one by one)."""
     total, count = 0.0, 0
-    for line in text_lines()[TEXT_SAMPLE]:
+    for line in text_lines()[TEXT_START : TEXT_START + lines]:
         ids = tokenizer(line, return_tensors="pt").input_ids
         if ids.shape[1] < 2:
             continue
@@ -349,42 +352,78 @@ def markdown(res: dict, command: str) -> str:
     every = res["baselines"]
     lines = [
         "# LLM learnability of mmtok-image-f16 tokens (CPU budget)", "",
-        f"Command: `{command}`", "",
+        "Commands (each model's row names the run that made it; every step is cached in --work):", "",
+        *sorted({f"- `{m.get('command', command)}`" for m in res["models"].values()}), "",
         f"Held-out: {res['heldout_images']} images of 8 source photos the tokenizer never saw (its recipe's "
         f"`train.exclude`); models and n-gram baselines scored on the same {res['eval_items']} of them, evenly "
         f"spread ({b['heldout_codes']} codes); baselines estimated on {b['train_codes']} training codes "
         f"({res['train_images']} images). Codebook: {b['codebook']} codes (uniform = {b['uniform']:.2f} bits). "
         f"On all {every['heldout_codes']} held-out codes the baselines give unigram {every['unigram_add_one']:.2f}, "
         f"bigram add-one {every['bigram_add_one']:.2f}, interpolated bigram {every['bigram_interpolated']:.2f} bits.", "",
-        f"Budget: {res['minutes']} min of wall clock per model, torch.set_num_threads({res['threads']}), "
-        f"on {res['machine']}. New rows: `mmtok extend --init {res['init']}`. Loss on image codes only "
+        f"Budget: a fixed wall-clock time per model (column `min`), torch.set_num_threads({res['threads']}), "
+        f"on {res['machine']} (other jobs ran beside it: `CPU s` is the CPU time the training loop got). New rows: `mmtok extend --init {res['init']}`. Loss on image codes only "
         "(packed rows of whole images, `PackedTokens(train_on=\"media\")`).", "",
-        "| model | params | steps | CPU s | images seen | held-out bits / code | vs unigram (add-one) | vs bigram (add-one) | vs bigram (interpolated) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | params | min | steps | CPU s | images seen | held-out bits / code | vs unigram (add-one) | vs bigram (add-one) | vs bigram (interpolated) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, m in res["models"].items():
         bits = m["heldout_bits_per_code"]
         lines.append(
-            f"| {name} | {m['params'] / 1e6:.1f} M | {m['train']['steps']} | {m['train'].get('cpu_seconds', float('nan')):.0f} | "
+            f"| {name} | {m['params'] / 1e6:.1f} M | {m.get('minutes', res['minutes'])} | {m['train']['steps']} | {m['train'].get('cpu_seconds', float('nan')):.0f} | "
             f"{m['images_seen']:.0f} | **{bits:.2f}** | "
             f"{bits - b['unigram_add_one']:+.2f} | {bits - b['bigram_add_one']:+.2f} | {bits - b['bigram_interpolated']:+.2f} |"
         )
     lines += [
-        f"| unigram, add-one | | | | | {b['unigram_add_one']:.2f} | | | |",
-        f"| bigram (previous code), add-one | | | | | {b['bigram_add_one']:.2f} | | | |",
-        f"| bigram, Jelinek-Mercer λ={b['bigram_lambda']:.2f} | | | | | {b['bigram_interpolated']:.2f} | | | |",
+        f"| unigram, add-one | | | | | | {b['unigram_add_one']:.2f} | | | |",
+        f"| bigram (previous code), add-one | | | | | | {b['bigram_add_one']:.2f} | | | |",
+        f"| bigram, Jelinek-Mercer λ={b['bigram_lambda']:.2f} | | | | | | {b['bigram_interpolated']:.2f} | | | |",
         "",
+        *[f"Note: {m['note']}\n" for m in res["models"].values() if m.get("note")],
     ]
     if "text_bits" in res.get("models", {}).get("smollm2", {}):
         t = res["models"]["smollm2"]["text_bits"]
         lines += [
-            "SmolLM2 text loss on a fixed sample (60 lines of the stdlib help topics), bits per token:", "",
+            f"SmolLM2 text loss on a fixed sample ({t.get('lines', 60)} lines of the stdlib help topics, each scored "
+            "alone), bits per token:", "",
             "| base | extended, before training | after training |", "| --- | --- | --- |",
             f"| {t['base']:.3f} | {t['extended']:.3f} | {t['trained']:.3f} |", "",
         ]
     lines += ["Images sampled under `MediaLogitsProcessor` (16x16 codes) and decoded: "
               "[llm_learnability.png](llm_learnability.png) (last row: real held-out images).", ""]
     return "\n".join(lines)
+
+
+def run_model(name: str, p: dict[str, Path], work: Path, args) -> dict:
+    """Train and score one model; its results (generated image files included)."""
+    from transformers import AutoModelForCausalLM
+
+    vocab = MediaVocab.load(p["model"])
+    stream = vocab.stream("image")
+    train_shards, test_shards = TokenShards(p["train"], vocab=vocab), TokenShards(p["test"], vocab=vocab)
+    model = AutoModelForCausalLM.from_pretrained(p["model"], dtype=torch.float32)
+    entry: dict = {"params": sum(t.numel() for t in model.parameters()), "minutes": args.minutes, "threads": args.threads,
+                   "eval_items": args.eval_items}
+    if name == "smollm2":
+        base = AutoModelForCausalLM.from_pretrained(work / "smollm2-base", dtype=torch.float32)
+        entry["text_bits"] = {"lines": args.text_lines, "base": text_bits(base, vocab.text_tokenizer, args.text_lines),
+                              "extended": text_bits(model, vocab.text_tokenizer, args.text_lines)}
+        del base
+    log(f"{name}: text bits {entry.get('text_bits')}")
+    entry["heldout_bits_untrained"] = media_bits(model, test_shards, stream, args.untrained_items)
+    log(f"{name}: untrained {entry['heldout_bits_untrained']:.3f} bits / code; training {args.minutes} min")
+    entry["train"] = train(model, train_shards, RECIPES[name], args.minutes, args.seed)
+    entry["images_seen"] = entry["train"]["trained_tokens"] / 256
+    log(f"{name}: trained, {entry['train']['steps']} steps")
+    entry["heldout_bits_per_code"] = media_bits(model, test_shards, stream, args.eval_items)
+    log(f"{name}: held-out {entry['heldout_bits_per_code']:.3f} bits / code")
+    if name == "smollm2":
+        entry["text_bits"]["trained"] = text_bits(model, vocab.text_tokenizer, args.text_lines)
+    log(f"{name}: text bits {entry.get('text_bits')}")
+    entry["generated"] = [str(f) for f in generate_images(model, vocab, args.samples, work / f"{name}-generated", args.seed)]
+    log(f"{name}: generated")
+    if name == "scratch" and args.save_scratch:
+        save_small(model, p["model"], work / "scratch-base", args.save_scratch)
+    return entry
 
 
 T0 = time.perf_counter()
@@ -428,42 +467,21 @@ def main(argv=None) -> int:
         "models": {},
     }
     log(json.dumps(res["baselines"]))
-    grid_rows = {}
+    command = "python benchmarks/llm_learnability.py " + " ".join(argv if argv is not None else sys.argv[1:])
     for name in models:
-        p = prepared[name]
-        vocab = MediaVocab.load(p["model"])
-        stream = vocab.stream("image")
-        train_shards, test_shards = TokenShards(p["train"], vocab=vocab), TokenShards(p["test"], vocab=vocab)
-        model = AutoModelForCausalLM.from_pretrained(p["model"], dtype=torch.float32)
-        entry: dict = {"params": sum(t.numel() for t in model.parameters())}
-        if name == "smollm2":
-            base = AutoModelForCausalLM.from_pretrained(work / "smollm2-base", dtype=torch.float32)
-            entry["text_bits"] = {"base": text_bits(base, vocab.text_tokenizer), "extended": text_bits(model, vocab.text_tokenizer)}
-            del base
-        log(f"{name}: text bits {entry.get('text_bits')}")
-        entry["heldout_bits_untrained"] = media_bits(model, test_shards, stream, 4)
-        log(f"{name}: untrained {entry['heldout_bits_untrained']:.3f} bits / code; training {args.minutes} min")
-        entry["train"] = train(model, train_shards, RECIPES[name], args.minutes, args.seed)
-        entry["images_seen"] = entry["train"]["trained_tokens"] / 256
-        log(f"{name}: trained, {entry['train']['steps']} steps")
-        entry["heldout_bits_per_code"] = media_bits(model, test_shards, stream, args.eval_items)
-        log(f"{name}: held-out {entry['heldout_bits_per_code']:.3f} bits / code")
-        res["eval_codes"] = min(args.eval_items, len(test_shards)) * 256
-        if name == "smollm2":
-            entry["text_bits"]["trained"] = text_bits(model, vocab.text_tokenizer)
-        log(f"{name}: text bits {entry.get('text_bits')}")
-        grid_rows[f"{name} (trained)"] = generate_images(model, vocab, args.samples, work / f"{name}-generated", args.seed)
-        res["models"][name] = entry
-        log(f"{name}: generated")
-        print(json.dumps({k: v for k, v in entry.items() if k != "train"}, indent=1), flush=True)
-        if name == "scratch" and args.save_scratch:
-            save_small(model, p["model"], work / "scratch-base", args.save_scratch)
-        del model
+        entry = run_model(name, prepared[name], work, args)
+        entry["command"] = command
+        # one file per model, so a model can be rerun alone (--models NAME) and the report
+        # still shows the others (each row names the command that made it)
+        atomic_write(work / f"result-{name}.json", lambda tmp: tmp.write_text(json.dumps(entry, indent=1)))
+    for name in args.report.split(","):
+        if (work / f"result-{name}.json").is_file():
+            res["models"][name] = json.loads((work / f"result-{name}.json").read_text())
+    grid_rows = {f"{name} (trained)": [Path(f) for f in m["generated"]] for name, m in res["models"].items()}
     real = sorted(images["test"].iterdir())
     grid_rows["held-out (real)"] = [real[round(i * (len(real) - 1) / max(args.samples - 1, 1))] for i in range(args.samples)]
     args.results.mkdir(parents=True, exist_ok=True)
     picture_grid(grid_rows, args.results / "llm_learnability.png")
-    command = "python benchmarks/llm_learnability.py " + " ".join(argv if argv is not None else sys.argv[1:])
     res["command"] = command
     atomic_write(args.results / "llm_learnability.json", lambda tmp: tmp.write_text(json.dumps(res, indent=1)))
     atomic_write(args.results / "llm_learnability.md", lambda tmp: tmp.write_text(markdown(res, command)))
