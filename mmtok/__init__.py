@@ -27,13 +27,12 @@ def load(path: str | Path) -> Tokenizer:
     """Load a tokenizer: a folder written by `save_pretrained` (config.json +
     model.safetensors; strict, no pickle), or a pretrained model from transformers: a hub id
     `hf:facebook/encodec_24khz` or a folder saved by transformers (audio: EnCodec, DAC, Mimi;
-    image + video: Emu3's VQ-VAE, e.g. `hf:BAAI/Emu3-Gen-hf`). Raises MmtokError with the reason."""
-    from mmtok.audio.pretrained import is_pretrained_spec, load_pretrained
-    from mmtok.checkpoint import load_tokenizer
-    from mmtok.video.pretrained import is_emu3_spec, load_emu3
+    image + video: Emu3's VQ-VAE, `mmtok.pretrained.emu3`, e.g. `hf:BAAI/Emu3-Gen-hf`). Raises
+    MmtokError with the reason.
 
-    if is_emu3_spec(path):  # before the audio check, which accepts every hf: spec
-        return load_emu3(path)
-    if is_pretrained_spec(path):
-        return load_pretrained(path)
-    return load_tokenizer(Path(path))
+    config.json is read once and picks the loader: mmtok's own schema by its "kind", a
+    transformers config by its "model_type" (`mmtok.loading`).
+    """
+    from mmtok.loading import load_any
+
+    return load_any(path)

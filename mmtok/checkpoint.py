@@ -13,12 +13,12 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
+from mmtok.config_json import CONFIG_NAME, read_config_json
 from mmtok.errors import MmtokError
-from mmtok.files import read_json, replace_directory
+from mmtok.files import replace_directory
 from mmtok.tokenizer import KINDS, Tokenizer, build_checked, config_from_dict, config_to_dict
 
 FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".ckpt"}
@@ -80,16 +80,11 @@ def _existing_card(directory: Path, tok: Tokenizer) -> str:
     return card.read_text() if card.is_file() else default_model_card(tok)
 
 
-def read_config(directory: Path) -> dict:
-    """Read and validate `config.json` of a saved tokenizer."""
-    path = directory / CONFIG_NAME
-    if not directory.is_dir():
-        raise MmtokError(f"{directory}: no such tokenizer directory; pass a folder made by save_pretrained")
-    if not path.exists():
-        raise MmtokError(f"{directory}: missing {CONFIG_NAME}; pass a folder made by save_pretrained")
-    meta = read_json(path, "not valid JSON", "re-save the tokenizer")
-    if not isinstance(meta, dict):
-        raise MmtokError(f"{path}: expected a JSON object with format_version, kind and config; re-save the tokenizer")
+SAVED_WHAT = "pass a folder made by save_pretrained"
+
+
+def check_config(meta: dict, path: Path) -> dict:
+    """Validate the mmtok schema of a parsed `config.json` (`path`): format version and kind."""
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise MmtokError(
@@ -101,11 +96,14 @@ def read_config(directory: Path) -> dict:
     return meta
 
 
-def load_tokenizer(directory: Path) -> Tokenizer:
-    """Rebuild a tokenizer from `directory`, strictly, without unpickling anything."""
+def load_tokenizer(directory: Path, meta: dict | None = None) -> Tokenizer:
+    """Rebuild a tokenizer from `directory`, strictly, without unpickling anything. `meta`:
+    its config.json when the caller has read it already (`mmtok.load` reads it once)."""
     import mmtok.kinds  # noqa: F401  (registers every built-in kind)
 
-    meta = read_config(directory)
+    if meta is None:
+        meta = read_config_json(directory, str(directory), SAVED_WHAT)
+    check_config(meta, directory / CONFIG_NAME)
     cls = KINDS[meta["kind"]]
     source = str(directory / CONFIG_NAME)
     config = config_from_dict(cls.config_class, meta.get("config", {}), source)

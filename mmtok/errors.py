@@ -13,7 +13,10 @@ class MmtokError(Exception):
         super().__init__(" ".join(message.split()))
 
 
-def first_line(err: BaseException, limit: int = 200) -> str:
-    """The first line of a third-party exception's message (or its type), for one-line errors."""
+def first_line(err: BaseException, limit: int = 200, typed: bool = False) -> str:
+    """The first line of a third-party exception's message (or its type), for one-line errors;
+    `typed`: prefixed with the exception's type ("OSError: ..."), where the type says more
+    than the message (hub and file errors from transformers)."""
     text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:limit]
+    line = (text.splitlines()[0].strip() if text else type(err).__name__)[:limit]
+    return f"{type(err).__name__}: {line}" if typed and text else line

@@ -193,8 +193,19 @@ class Tokenizer(nn.Module):
     """Base class of every mmtok tokenizer (see module docstring for the contract)."""
 
     kind: ClassVar[str]
-    modality: ClassVar[str]
+    modality: ClassVar[str]  # what its codes are laid out as ("image", "audio" or "video")
+    # Every media type it codes, `modality` first: Emu3's VQ-VAE codes video and images (an
+    # image as a one-frame video). Defaults to `(modality,)`.
+    media_types: ClassVar[tuple[str, ...]] = ()
     config_class: ClassVar[type]
+    trainable: ClassVar[bool] = True  # False: loadable, but not a kind for `mmtok train` recipes
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "modality" in vars(cls) and "media_types" not in vars(cls):
+            cls.media_types = (cls.modality,)
+        if cls.media_types and getattr(cls, "modality", cls.media_types[0]) != cls.media_types[0]:
+            raise TypeError(f"{cls.__name__}.media_types {cls.media_types} must start with its modality '{cls.modality}'")
 
     def __init__(self, config: Any):
         super().__init__()
@@ -302,7 +313,7 @@ class Tokenizer(nn.Module):
     def from_pretrained(cls, directory: str | Path) -> Tokenizer:
         import mmtok
 
-        tok = mmtok.load(directory)  # also pretrained transformers codecs (audio/pretrained.py)
+        tok = mmtok.load(directory)  # also pretrained transformers models (mmtok.pretrained)
         if not isinstance(tok, cls):
             raise MmtokError(f"{directory}: holds a '{tok.kind}' tokenizer, not {cls.__name__}")
         return tok

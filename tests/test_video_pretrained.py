@@ -23,8 +23,7 @@ from transformers import Emu3Config, Emu3ForConditionalGeneration, Emu3ImageProc
 import mmtok
 from mmtok.errors import MmtokError
 from mmtok.media.image import to_model
-from mmtok.tokenizer import KINDS
-from mmtok.video.pretrained import (
+from mmtok.pretrained.emu3 import (
     CLIP_MEAN,
     CLIP_STD,
     Emu3VideoConfig,
@@ -32,6 +31,7 @@ from mmtok.video.pretrained import (
     is_emu3_spec,
     load_emu3,
 )
+from mmtok.tokenizer import KINDS
 
 torch.set_num_threads(1)
 
@@ -288,6 +288,15 @@ def test_mmtok_load_dispatches_here(saved):
     assert isinstance(tok, Emu3VideoTokenizer) and tok.fingerprint == load_emu3(saved[0]).fingerprint
     assert isinstance(mmtok.load(f"hf:{saved[0]}"), Emu3VideoTokenizer)
     assert isinstance(Emu3VideoTokenizer.from_pretrained(saved[0]), Emu3VideoTokenizer)
+
+
+def test_serves_video_and_images():
+    """Emu3 declares both media types; its codes and token files stay video-shaped."""
+    from mmtok.pretrained.registry import families
+
+    assert Emu3VideoTokenizer.media_types == ("video", "image") and Emu3VideoTokenizer.modality == "video"
+    assert families("image") == (Emu3VideoTokenizer,) and Emu3VideoTokenizer in families("video")
+    assert Emu3VideoTokenizer not in families("audio")
 
 
 # -- full Emu3 checkpoints ---------------------------------------------------------------

@@ -137,8 +137,8 @@ def load_recipe(path: Path | None, modality: str) -> Recipe:
         if unknown:
             raise MmtokError(f"{path}: unknown recipe keys {sorted(unknown)}; use kind, model, train")
     kind = data.get("kind", DEFAULT_KIND.get(modality))
-    if not isinstance(kind, str) or kind not in KINDS or KINDS[kind].modality != modality:
-        options = sorted(k for k, c in KINDS.items() if c.modality == modality)
+    if not isinstance(kind, str) or kind not in KINDS or KINDS[kind].modality != modality or not KINDS[kind].trainable:
+        options = sorted(k for k, c in KINDS.items() if c.modality == modality and c.trainable)
         raise MmtokError(f"{path}: kind {kind!r} is not a {modality} tokenizer; use one of {options}")
     source = str(path or "default recipe")
     model = config_from_dict(KINDS[kind].config_class, data.get("model") or {}, source)
