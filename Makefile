@@ -67,6 +67,11 @@ demo: install
 	@echo "token files in $(DEMO_OUT)/{tokens,audio-tokens,video-tokens}, reconstructions in $(DEMO_OUT)/{recon,audio-recon,video-recon}"
 	@echo "LLM: extended checkpoint $(DEMO_OUT)/tiny-llm-mm, shards $(DEMO_OUT)/shards, generated media $(DEMO_OUT)/generated"
 	@echo "SmolLM2: extended checkpoint $(DEMO_OUT)/smollm2-mm, generated ids $(DEMO_OUT)/smollm2-text.json, decoded $(DEMO_OUT)/smollm2-generated"
+	# a small Llama trained for 12 CPU-minutes on the corpus's images (benchmarks/llm_learnability.py,
+	# benchmarks/checkpoints/learnability-scratch-llama/README.md): one image sampled under
+	# MediaLogitsProcessor and decoded; the untrained tiny Llama's sample is $(DEMO_OUT)/generated
+	$(BIN)/python benchmarks/llm_learnability.py --sample-from benchmarks/checkpoints/learnability-scratch-llama \
+		--samples 1 --sample-out $(DEMO_OUT)/trained-llm-image
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -192,18 +192,9 @@ class TokenShards:
         for ids, modality in shards: ...
 
     Items come rank by rank, shard by shard (within a rank, in dataset order). Arrays are
-    `np.load(mmap_mode="r")` views, so only what is indexed is read from disk. Feeding a
-    training loop (loss only on, say, text and image tokens; pack or pad as you like):
-
-        class TokenDataset(torch.utils.data.Dataset):
-            def __init__(self, path): self.shards = TokenShards(path)
-            def __len__(self): return len(self.shards)
-            def __getitem__(self, i):
-                ids, modality = self.shards[i]
-                ids = torch.from_numpy(ids.astype(np.int64))
-                labels = ids.clone()
-                labels[torch.from_numpy(modality == 0)] = -100   # e.g. no loss on text
-                return {"input_ids": ids, "labels": labels}
+    `np.load(mmap_mode="r")` views, so only what is indexed is read from disk. For training,
+    `mmtok.llm.PackedTokens` (mmtok/llm/dataset.py) packs them into rows with labels per
+    modality, a seeded order per epoch, rank shards and a resumable position.
 
     A `TokenShards` pickles without its open memory maps (cheap to hand to DataLoader
     workers); each process re-opens them on first use.
@@ -294,6 +285,11 @@ class TokenShards:
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for i in range(len(self)):
             yield self[i]
+
+    def item_lengths(self) -> np.ndarray:
+        """`[len(self)]` int64: ids per item, in item order (reads only the shards' index files)."""
+        parts = [np.diff(self._shard(k)[2]) for k in range(len(self.shard_names))]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def num_tokens(self) -> int:
         return sum(s.tokens for state in self.states for s in state.shards)
