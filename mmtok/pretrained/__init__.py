@@ -12,7 +12,8 @@ order between families, no network call beyond fetching that config.json.
     registry.py        model_type -> adapter, and the loader
     submodel.py        reading a tokenizer out of a bigger checkpoint (Emu3's VQ beside its LLM)
     audio_codec.py     the shared audio codec base; receptive_field.py its chunking context
-    encodec.py dac.py mimi.py emu3.py   one family each
+    image_vq.py        the shared base of the fixed-resolution image VQs (their image processor in front)
+    encodec.py dac.py mimi.py emu3.py janus.py chameleon.py   one family each
 
 How to add a family (say transformers' `FooModel`, model_type "foo"):
 
@@ -35,4 +36,6 @@ FAMILIES: dict[str, str] = {
     "dac": "HFDac",
     "mimi": "HFMimi",
     "emu3": "Emu3VideoTokenizer",
+    "janus": "JanusImageTokenizer",
+    "chameleon": "ChameleonImageTokenizer",
 }
