@@ -155,7 +155,11 @@ class PretrainedImageVQ(PretrainedAdapter, ImageTokenizer):
     # -- loading and saving ------------------------------------------------------------------
     @classmethod
     def _wrap(cls, model: nn.Module, source: Source) -> PretrainedImageVQ:
-        return cls.from_model(model.float().eval(), processor=_read_processor(cls, source))
+        processor = _read_processor(cls, source)
+        try:
+            return cls.from_model(model.float().eval(), processor=processor)
+        except MmtokError as err:  # the processor does not fit the VQ: name the checkpoint
+            raise MmtokError(f"{source.spec}: {err}") from None
 
     def _save_beside(self, folder: Path) -> None:
         self.processor.save_pretrained(folder)

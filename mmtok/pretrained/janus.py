@@ -53,6 +53,8 @@ class JanusImageTokenizer(PretrainedImageVQ):
 
     @staticmethod
     def processed_side(processor: Any) -> int:
+        if processor.size["height"] != processor.size["width"]:
+            raise MmtokError(f"the image processor's size {dict(processor.size)} is not square; Janus' processor makes square images")
         return int(processor.size["height"])
 
     def _setup(self, hf_config: Any) -> None:
