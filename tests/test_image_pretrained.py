@@ -223,12 +223,14 @@ def test_encode_only_tokenizer_serves_llm_input(chameleon, llm_dir, tmp_path):
     from mmtok.llm.shards import TokenShards
 
     out = tmp_path / "llm-mm"
-    extend_tiny(llm_dir, out, {"image": chameleon[0]}, max_dim=16)
+    extend_tiny(llm_dir, out, {"image": chameleon[0]}, max_dim=16, init="codebook")  # rows from the VQ's codebook
     vocab = MediaVocab.load(out)
     image = sample_image(40, 30, seed=8)
     src = write_image(tmp_path / "data" / "a.png", image)
     seq = vocab.build(["look:", ImagePart(str(src))])
-    codes = mmtok.load(chameleon[0]).encode(to_model(image[None]))[0]
+    tok = mmtok.load(chameleon[0])
+    assert torch.equal(tok.code_vectors()[0], chameleon[1].quantize.embedding.weight)  # what --init codebook used
+    codes = tok.encode(to_model(image[None]))[0]
     _, decoded_codes = vocab.decode_ids(_media_span(seq))
     assert torch.equal(decoded_codes, codes)  # the ids hold exactly the tokenizer's codes
     summary = pretokenize(tmp_path / "data", vocab, tmp_path / "shards", progress=False)

@@ -19,6 +19,8 @@ How to add a family (say transformers' `FooModel`, model_type "foo"):
 
 1. Write `mmtok/pretrained/foo.py` with one class, decorated with `@register_kind`:
    `class HFFoo(PretrainedAudioCodec)` for an audio codec, or
+   `class HFFoo(PretrainedImageVQ)` for an image VQ that an LLM reads at one resolution
+   behind its image processor (`image_vq.py`; `can_decode = False` when it has no decoder), or
    `class HFFoo(PretrainedAdapter, ImageTokenizer)` (media base second) otherwise. Set
    `kind = "hf-foo"`, `hf_model_class = "FooModel"`, `model_type = "foo"` (plus
    `exact_search`, `model_types`, `refused` or `media_types` where the family needs them;

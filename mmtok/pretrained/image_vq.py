@@ -119,6 +119,12 @@ class PretrainedImageVQ(PretrainedAdapter, ImageTokenizer):
     def codebook_sizes(self) -> list[int]:
         return [self._codebook_size]
 
+    @torch.no_grad()
+    def code_vectors(self) -> list[torch.Tensor]:
+        """The codebook `[codebook_size, embed_dim]` the encoder's search compares with (for
+        `mmtok extend --init codebook`)."""
+        return [self.model.quantize.embedding.weight.detach().float().cpu()]
+
     def grid_shape(self, height: int, width: int) -> tuple[int, int]:
         """Every image is resized by the processor: the grid is always `resolution / downsample` square."""
         n = self._side // self._downsample
