@@ -12,8 +12,10 @@ resizes them all to the model's resolution).
 
     python benchmarks/pretrained_image_guarantees.py --size full
 
-Columns: `= transformers`: codes of mmtok's exact nearest-code search vs the transformers
-quantizer's own argmin on the same pixels (%); `batch`: codes of all photos in one batch vs
+Columns: `= reference`: codes of mmtok's exact nearest-code search vs the family's own
+search done the plain way (full distance matrix, argmin) on the same pixels (%);
+`= transformers encode`: vs transformers' `encode` (Chameleon: the same thing; Janus: transformers
+searches by Euclidean distance where Janus searches by cosine, see mmtok/pretrained/janus.py); `batch`: codes of all photos in one batch vs
 one at a time (%); `fp16` / `bf16`: codes with the model in that dtype vs float32 (%, "n/a"
 where the CPU build lacks the kernels); `large`: a 4000x3000 image: its grid, encode time and
 peak memory above the loaded model (the processor shrinks it first: no tiling).
@@ -64,6 +66,21 @@ def percent_equal(a: torch.Tensor, b: torch.Tensor) -> str:
 
 
 @torch.no_grad()
+def reference(name: str, model: torch.nn.Module, values: torch.Tensor, n: int) -> torch.Tensor:
+    """The family's own codes by a plain (full distance matrix) search: Chameleon's is
+    transformers' encode; Janus searches by cosine (see mmtok/pretrained/janus.py), which
+    transformers' GLM-Image quantizer does, given Janus' codebook."""
+    if name == "chameleon":
+        return model.encode(values, return_dict=True).image_tokens.reshape(-1, n, n)
+    from transformers import GlmImageVQVAEConfig
+    from transformers.models.glm_image.modeling_glm_image import GlmImageVQVAEVectorQuantizer
+
+    search = GlmImageVQVAEVectorQuantizer(GlmImageVQVAEConfig(embed_dim=model.config.embed_dim, num_embeddings=model.config.num_embeddings))
+    search.embedding.weight.copy_(model.quantize.embedding.weight)
+    return search(model.quant_conv(model.encoder(values)))[2].reshape(-1, n, n)
+
+
+@torch.no_grad()
 def measure(name: str, cls: type, model: torch.nn.Module, processor: dict | None) -> dict[str, str]:
     reference_model = copy.deepcopy(model).eval()  # transformers' own quantizer (the adapter installs mmtok's search)
     tok = cls.from_model(model.eval(), processor=cls.canonical_processor(processor))
@@ -74,7 +91,8 @@ def measure(name: str, cls: type, model: torch.nn.Module, processor: dict | None
     n = tok.grid_shape(1, 1)[0]
     theirs = reference_model.encode(values, return_dict=True).image_tokens.reshape(-1, n, n)
     row = {"model": name, "resolution": f"{tok.resolution} px", "tokens / image": str(n * n),
-           "codebook": str(tok.codebook_sizes[0]), "= transformers": percent_equal(alone, theirs)}
+           "codebook": str(tok.codebook_sizes[0]), "= reference": percent_equal(alone, reference(name, reference_model, values, n)),
+           "= transformers encode": percent_equal(alone, theirs)}
     # batch: every photo's pixel_values in one encode call (what mmtok does for a same-size batch)
     batch = tok.model.encode(values, return_dict=True).image_tokens.reshape(-1, n, n)
     row["batch"] = percent_equal(batch, alone)

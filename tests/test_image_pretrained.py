@@ -13,6 +13,7 @@ import torch
 from conftest import extend_tiny, sample_image, write_image
 from transformers import (
     ChameleonImageProcessorPil,
+    GlmImageVQVAEConfig,
     ChameleonVQVAE,
     ChameleonVQVAEConfig,
     JanusConfig,
@@ -21,6 +22,7 @@ from transformers import (
     JanusVQVAE,
     JanusVQVAEConfig,
 )
+from transformers.models.glm_image.modeling_glm_image import GlmImageVQVAEVectorQuantizer
 
 import mmtok
 from mmtok.errors import MmtokError
@@ -72,9 +74,18 @@ def images(sizes, seed=0) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def reference_codes(model, processor, uint8_images) -> torch.Tensor:
-    """What the model gives: its processor on the uint8 pixels, then `encode(...).image_tokens`."""
+    """What the model's family gives: its processor on the uint8 pixels, then the VQ's encoder
+    and its codebook search. Chameleon: `encode(...).image_tokens` (Euclidean search). Janus:
+    its encoder with Janus' own search, l2-normalised latents and codes (LlamaGen VQ-16,
+    `codebook_l2_norm`), done here by transformers' GLM-Image quantizer, which searches that
+    way, holding Janus' codebook (transformers' JanusVQVAE.encode searches by plain distance)."""
     values = processor(images=[im.numpy() for im in uint8_images], return_tensors="pt").pixel_values
-    return model.encode(values, return_dict=True).image_tokens.reshape(len(uint8_images), SIDE // 2, SIDE // 2)
+    n = len(uint8_images)
+    if isinstance(model, ChameleonVQVAE):
+        return model.encode(values, return_dict=True).image_tokens.reshape(n, SIDE // 2, SIDE // 2)
+    search = GlmImageVQVAEVectorQuantizer(GlmImageVQVAEConfig(embed_dim=model.config.embed_dim, num_embeddings=model.config.num_embeddings))
+    search.embedding.weight.copy_(model.quantize.embedding.weight)
+    return search(model.quant_conv(model.encoder(values)))[2].reshape(n, SIDE // 2, SIDE // 2)
 
 
 # -- codes --------------------------------------------------------------------------------
@@ -90,6 +101,18 @@ def test_codes_are_the_models_after_its_processor(request, family, size):
     assert torch.equal(codes, reference_codes(model, processor, batch))
     assert len(codes.unique()) > 8  # spread over the codebook
     assert tok.grid_shape(*size) == (16, 16)
+
+
+@torch.no_grad()
+def test_janus_codes_are_janus_not_transformers_euclidean_search(janus):
+    """transformers' JanusVQVAE.encode searches by plain distance, Janus by cosine: they
+    disagree wherever the codebook's norms differ (here, random init: often)."""
+    folder, model = janus
+    batch = images([(SIDE, SIDE)] * 2, seed=11)
+    values = janus_processor()(images=[im.numpy() for im in batch], return_tensors="pt").pixel_values
+    theirs = model.encode(values, return_dict=True).image_tokens.reshape(2, 16, 16)
+    ours = mmtok.load(folder).encode(to_model(torch.stack(batch)))
+    assert torch.equal(ours, reference_codes(model, janus_processor(), batch)) and not torch.equal(ours, theirs)
 
 
 def test_facts_and_tokens_per_image(janus, chameleon):

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmtok.errors import MmtokError, first_line
@@ -37,7 +38,7 @@ from mmtok.image.base import ImageTokenizer
 from mmtok.media.image import from_model
 from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig
 from mmtok.pretrained.spec import Source
-from mmtok.quantize.nearest import cached_index
+from mmtok.quantize.nearest import CodeIndex, cached_index
 
 PREPROCESSOR_NAME = "preprocessor_config.json"
 # Processor keys that record how it was saved, not what it computes.
@@ -61,6 +62,20 @@ def euclidean_vq_forward(self: nn.Module, hidden_state: torch.Tensor) -> tuple[t
     flat = hidden_state.permute(0, 2, 3, 1).reshape(-1, d)
     ids = cached_index(self, self.embedding.weight).search(flat)
     quantized = self.embedding(ids).view(b, h, w, d).permute(0, 3, 1, 2)
+    return quantized, hidden_state.new_zeros(()), ids
+
+
+def normalised_vq_forward(self: nn.Module, hidden_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The same for a codebook searched by cosine (LlamaGen's VQ-16 with `codebook_l2_norm`,
+    which Janus' is): l2-normalised latents against l2-normalised codes, largest inner
+    product (= smallest distance between the unit vectors); the quantized vectors are the
+    normalised codes, as the decoder reads them (`get_codebook_entry`)."""
+    b, d, h, w = hidden_state.shape
+    flat = F.normalize(hidden_state.permute(0, 2, 3, 1).reshape(-1, d), dim=-1)
+    codebook = F.normalize(self.embedding.weight, dim=-1)
+    # a fresh index: `cached_index` keys on the tensor, and this one is new on every call
+    ids = CodeIndex(codebook, "dot").search(flat)
+    quantized = codebook[ids].view(b, h, w, d).permute(0, 3, 1, 2)
     return quantized, hidden_state.new_zeros(()), ids
 
 

@@ -12,13 +12,20 @@ loads directly.
 Pixels go through Janus' image processor first (`mmtok.pretrained.image_vq`): longest side
 resized to 384 (bicubic), padded to a 384x384 square with the mean colour, normalised with
 the checkpoint's mean / std (Janus-Pro: 0.5 / 0.5, i.e. [-1,1]; also the default for a bare
-VQ folder without preprocessor_config.json). Codes are `JanusVQVAE.encode(pixel_values).image_tokens`,
-the codes Janus generates images in: 384 / 16 = 24, so 576 tokens per image, any input size.
+VQ folder without preprocessor_config.json). 384 / 16 = 24: 576 tokens per image, any input size.
 
-Decoding is `JanusVQVAE.decode` (its codebook vectors are l2-normalised before the decoder;
-note that transformers' `encode` searches the codebook without that normalisation, and mmtok
-follows transformers). With `size=(H, W)` the processor's geometry is undone: the padding is
-cropped off and the rest resized (bicubic) to H x W.
+Codes follow Janus, not transformers' `JanusVQVAE.encode`: Janus' VQ is LlamaGen's VQ-16 with
+`codebook_l2_norm=True` (github.com/deepseek-ai/Janus, janus/models/vq_model.py): it searches
+the codebook with l2-normalised latents and codes (cosine), and its decoder reads normalised
+codes. transformers' `JanusVQVAEVectorQuantizer.forward` searches by plain Euclidean distance
+(while its `get_codebook_entry`, used by `decode`, normalises), so its `encode` gives other
+codes wherever the codebook's norms differ: not the codes the Janus LLM was trained to read and
+generate. mmtok's `encode` is `JanusVQVAE.encode` with the normalised search
+(`image_vq.normalised_vq_forward`); `benchmarks/pretrained_image_guarantees.py` measures how
+often transformers' search agrees.
+
+Decoding is `JanusVQVAE.decode`. With `size=(H, W)` the processor's geometry is undone: the
+padding is cropped off and the rest resized (bicubic) to H x W.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from mmtok.errors import MmtokError
-from mmtok.pretrained.image_vq import PretrainedImageVQ, euclidean_vq_forward
+from mmtok.pretrained.image_vq import PretrainedImageVQ, normalised_vq_forward
 from mmtok.tokenizer import register_kind
 
 FULL_MODEL_TYPE = "janus"  # JanusConfig: SigLIP + LLM + `vqmodel`
@@ -47,7 +54,8 @@ class JanusImageTokenizer(PretrainedImageVQ):
     hf_model_class = "JanusVQVAE"
     model_type = "janus_vqgan"
     submodels = {FULL_MODEL_TYPE: VQ_PREFIXES}
-    exact_search = {"JanusVQVAEVectorQuantizer": ("forward", euclidean_vq_forward)}
+    # Janus' own search (see the module docstring), not transformers' Euclidean one
+    exact_search = {"JanusVQVAEVectorQuantizer": ("forward", normalised_vq_forward)}
     processor_class = "JanusImageProcessorPil"
     default_processor = {"image_mean": JANUS_MEAN_STD, "image_std": JANUS_MEAN_STD}
 
