@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,21 @@ def smallest_dtype(max_code: int) -> torch.dtype:
     if max_code < 2**16:
         return torch.uint16
     return torch.int32 if max_code < 2**31 else torch.int64
+
+
+def reproducible_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes whose header has sorted keys, so equal codes give equal files.
+
+    safetensors serialises its metadata map in hash order, which changes from save to save;
+    token files are compared and deduplicated by their bytes, so the header is rewritten
+    canonically (sorted, compact JSON, space-padded to 8 bytes as the format allows). The
+    tensor data and its offsets are untouched.
+    """
+    raw = safetensors.torch.save(tensors, metadata=metadata)
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.dumps(json.loads(raw[8:8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + raw[8 + size:]
 
 
 def code_range(codes: torch.Tensor, chunk: int = 1 << 22) -> tuple[int, int]:
@@ -120,7 +136,8 @@ class TokenFile:
             "source": self.source,
             "tokenizer_path": self.tokenizer_path,
         }
-        atomic_write(path, lambda tmp: safetensors.torch.save_file({"codes": codes}, tmp, metadata=meta))
+        data = reproducible_safetensors({"codes": codes}, meta)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
         return path
 
     @classmethod

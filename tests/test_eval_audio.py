@@ -18,6 +18,7 @@ from mmtok.cli.compare import audio_scores
 from mmtok.errors import MmtokError
 from mmtok.eval.audio_eval import evaluate_audio, plan_bitrates
 from mmtok.eval.audio_metrics import clip_scores, pesq_wb, si_sdr
+from mmtok.eval.dnsmos import EVAL_HOP_SECONDS, dnsmos, dnsmos_available
 from mmtok.eval.baselines.opus import MIN_KBPS, cbr_bitrate, opus_alignment, opus_roundtrip
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report, format_cell
@@ -146,6 +147,7 @@ def test_two_rates_without_pesq(codec_dir, clips, monkeypatch, tmp_path):
     """Tokenizers at 16 and 24 kHz are compared at the lower rate; without the `pesq` package
     the report says PESQ is unavailable instead of failing."""
     monkeypatch.setitem(sys.modules, "pesq", None)   # `import pesq` raises ImportError
+    monkeypatch.setitem(sys.modules, "speechmos", None)
     toks = {"a16": mmtok.load(codec_dir), "b24": make_codec(seed=1, sample_rate=24000)}
     short = write_sample_audio(tmp_path / "short" / "blip.wav", 0.05, RATE)   # too short for STOI and PESQ, and for a 1 s window
     files = sorted(clips.rglob("*.wav")) + sorted(clips.rglob("*.flac")) + [short]
@@ -154,7 +156,8 @@ def test_two_rates_without_pesq(codec_dir, clips, monkeypatch, tmp_path):
         out = report.write(tmp_path / "r")
     audio = json.loads((out / "results.json").read_text())["audio"]
     assert audio["sample_rate"] == RATE and "pesq" not in audio["metrics"]
-    assert "not installed" in audio["pesq"]
+    assert "not installed" in audio["pesq"] and "not installed" in audio["dnsmos"] and audio["dnsmos_original"] == {}
+    assert not any(k.startswith("dnsmos") for k in audio["metrics"] + list(audio["per_clip"][0]))
     assert {r["method"] for r in audio["per_clip"]} == {"a16", "b24"} and all("pesq" not in r for r in audio["per_clip"])
     assert set(audio["codebook"]) == set(audio["determinism"]) == {"a16", "b24"}
     assert audio["determinism"]["a16"]["items"] == 4   # 2 + 1 windows, and the short file zero-padded
@@ -162,5 +165,54 @@ def test_two_rates_without_pesq(codec_dir, clips, monkeypatch, tmp_path):
     assert len(blip) == 2 and all(r["stoi"] is None and math.isfinite(r["mel_distance"]) for r in blip)   # NaN -> null
     md = (out / "report.md").read_text()
     assert "PESQ unavailable: the optional `pesq` package is not installed" in md
+    assert "DNSMOS unavailable: the optional `speechmos` and `onnxruntime` packages are not installed" in md
     assert "lowest of the tokenizers' rates 16000 Hz, 24000 Hz" in md
     assert "undefined (silent or too short), left out: STOI in 2 codings" in md
+
+
+def test_two_tokenizers_tokens_first(codec_dir, clips, tmp_path):
+    """`-t A -t B`: every rate table of report.md / report.html and every results.json row
+    leads with tokens/s then kbps, for both tokenizers (at 1 kbps: 200 and 100 tokens/s) and
+    Opus (tokens n/a); with speechmos installed, DNSMOS columns are there for every method."""
+    wide = make_codec(seed=1, ratios=(5, 4, 4, 2), codebook_size=1024).save_pretrained(tmp_path / "wide")   # 100 frames/s x 10 bits
+    out = tmp_path / "report"
+    result = run_mmtok("eval", "-t", codec_dir, "-t", wide, "--data", clips / "other", "--out", out, "--kbps", "1", "--examples", "0")
+    assert result.returncode == 0, result.stderr
+    audio = json.loads((out / "results.json").read_text())["audio"]
+    for row in audio["summary"] + audio["per_clip"]:
+        keys = list(row)
+        assert keys[keys.index("method") + 1 : keys.index("method") + 3] == ["tokens_per_second", "kbps_spent"], keys
+    tokens = {s["method"]: s["tokens_per_second"] for s in audio["summary"]}
+    assert tokens == {"tiny-codec": 200.0, "wide": 100.0, "opus": None}
+    assert [list(facts)[:2] for facts in audio["tokenizers"].values()] == [["tokens_per_second", "kbps"]] * 2
+    md = (out / "report.md").read_text()
+    header = "| method | tokens/s | kbps spent | kbps asked | mel distance ↓ |"
+    assert md.count(header) == 1 and "| tokenizer | tokens/s measured | kbps measured |" in md
+    table = md[md.index(header):].split("\n\n")[0].splitlines()[2:]
+    assert [line.split(" | ")[:3] for line in table] == [
+        ["| Opus (asked 1)", "n/a", f"{audio['summary'][2]['kbps_spent']:.2f}"] if "Opus" in line else line.split(" | ")[:3]
+        for line in table]
+    assert {line.split(" | ")[0]: line.split(" | ")[1] for line in table} == {
+        "| tiny-codec (1 level)": "200", "| wide (1 level)": "100", "| Opus (asked 1)": "n/a"}
+    html = (out / "report.html").read_text()
+    assert "<tr><th>method</th><th>tokens/s</th><th>kbps spent</th><th>kbps asked</th>" in html
+    if dnsmos_available():
+        assert {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"} <= set(audio["metrics"])
+        keys = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+        assert all(1 <= scores[k] <= 5 for scores in audio["dnsmos_original"].values() for k in keys)
+        # Opus at 1 kbps decodes this clip to digital silence: null (no speech to judge); the codecs' output is scored
+        assert all(1 <= r[k] <= 5 if r["method"] != "opus" else r[k] is None for r in audio["per_clip"] for k in keys)
+        assert "DNSMOS OVRL ↑ | DNSMOS SIG ↑ | DNSMOS BAK ↑ |" in md and "DNSMOS of the originals: OVRL" in md
+
+
+def test_dnsmos_prefers_clean_speech():
+    """On the committed speech sample DNSMOS (OVRL and BAK) scores the clean clip above the
+    same clip in white noise at 0 dB SNR; digital silence has no score."""
+    pytest.importorskip("speechmos")
+    pytest.importorskip("onnxruntime")
+    x = read_audio(SPEECH, RATE, 1)
+    noisy = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) * x.pow(2).mean().sqrt()
+    clean, dirty = dnsmos(x, RATE, EVAL_HOP_SECONDS), dnsmos(noisy.clamp(-1, 1), RATE, EVAL_HOP_SECONDS)
+    assert all(1 <= v <= 5 for v in (*clean.values(), *dirty.values()))
+    assert clean["dnsmos_ovrl"] > dirty["dnsmos_ovrl"] + 0.5 and clean["dnsmos_bak"] > dirty["dnsmos_bak"] + 1
+    assert all(math.isnan(v) for v in dnsmos(torch.zeros(1, RATE), RATE).values())

@@ -205,3 +205,31 @@ def test_heldout_recipe_fits_kmeans_on_the_training_files(photos, tmp_path):
     assert sorted(Path(p).name for p in train) == ["big.png", "odd.jpg"]
     assert all(f.name.startswith("small") for f in evaluated) and evaluated
     assert select_files((photos,), "image", None, None)[1] == ()
+
+
+def test_tokens_first_over_two_tokenizers(full_report):
+    """Tokens per image, then bits, lead every table row and results.json entry: for both
+    tokenizers (codes on the /4 grid), n/a / null for the classic codecs."""
+    res = results(full_report)
+    grid = {name: math.ceil(h / 4) * math.ceil(w / 4) for name, (h, w) in SIZES.items()}
+    mean_tokens = sum(grid.values()) / len(grid)
+    for name in ("fsq", "vq"):
+        tok = res["tokenizers"][name]
+        assert list(tok)[:2] == ["tokens_per_image_mean", "bpp_mean"] and tok["tokens_per_image_mean"] == pytest.approx(mean_tokens)
+        assert list(tok["summary"])[:3] == ["tokens_mean", "tokens_median", "bpp_mean"]
+        assert [list(r)[:3] for r in tok["per_image"]] == [["name", "tokens", "bpp"]] * len(SIZES)
+        assert {r["name"]: r["tokens"] for r in tok["per_image"]} == grid
+    for codec in ("jpeg", "webp"):
+        for matched in res["baselines"][codec]["matched"].values():
+            assert matched["summary"]["tokens_mean"] is None
+            assert all(list(r)[:3] == ["name", "tokens", "bpp"] and r["tokens"] is None for r in matched["per_image"])
+    md = (full_report / "report.md").read_text()
+    header = "| method | tokens per image | bpp | payload bpp | PSNR |"
+    table = md[md.index(header):].split("\n\n")[0].splitlines()[2:]
+    cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1] for line in table}
+    assert cells["fsq"] == cells["vq"] == f"{mean_tokens:.1f}" and cells["patch k-means"] == f"{mean_tokens:.1f}"
+    assert all(cells[m] == "n/a" for m in cells if m.startswith(("JPEG", "WebP"))) and len(cells) == 7
+    assert "| codec | quality | tokens per image | bpp |" in md
+    assert "| file | size | fsq tokens | vq tokens | fsq bpp | vq bpp | fsq PSNR |" in md
+    html = (full_report / "report.html").read_text()
+    assert "<tr><th>method</th><th>tokens per image</th><th>bpp</th>" in html

@@ -17,7 +17,7 @@ from conftest import assert_cli_error, make_video_tokenizer, run_mmtok, write_sa
 import mmtok
 from mmtok.eval.baselines.h264 import TOLERANCE, encode_h264, x264_cpu, yuv_frames
 from mmtok.eval.options import EvalOptions
-from mmtok.eval.report import Report
+from mmtok.eval.report import Report, format_cell
 from mmtok.eval.video_clips import read_clip
 from mmtok.eval.video_eval import evaluate_videos, h264_bpp_at, h264_label, roundtrip
 from mmtok.eval.video_metrics import frame_psnr, frame_ssim, temporal_flicker
@@ -164,3 +164,31 @@ def test_image_baseline_on_video_is_one_error_line(video_tok_dir, clips, tmp_pat
     result = run_mmtok("eval", "-t", video_tok_dir, "--data", clips, "--out", tmp_path / "r", "--baseline", "jpeg")
     assert_cli_error(result, "--baseline jpeg", "video", "h264")
     assert not (tmp_path / "r").exists()
+
+
+def test_tokens_first_over_two_tokenizers(evaluated):
+    """Tokens per second (codes x fps / frames), then bpp, lead every rate table and every
+    results.json entry, for both tokenizers; H.264 makes no tokens: n/a / null."""
+    out, video = evaluated
+    names = ["tiny-video", SECOND]
+    for row in video["per_clip"]:
+        for label, method in row["methods"].items():
+            assert list(method)[:2] == ["tokens_per_second", "bpp"], label
+            if label in names:
+                assert method["tokens_per_second"] == pytest.approx(method["codes"] * row["fps"] / row["frames"])
+            else:
+                assert method["tokens_per_second"] is None
+    for s in video["summary"]:
+        assert list(s)[:5] == ["method", "tokens_per_second_mean", "tokens_per_second_median", "bpp_mean", "bpp_median"]
+        assert (s["tokens_per_second_mean"] is None) == (s["method"] not in names)
+    assert all(list(facts)[0] == "tokens_per_second" for facts in video["tokenizers"].values())
+    markdown = (out / "report.md").read_text()
+    header = "| method | tokens/s | bpp | clips | PSNR mean |"
+    table = markdown[markdown.index(header):].split("\n\n")[0].splitlines()[2:]
+    cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1] for line in table}
+    means = {s["method"]: s["tokens_per_second_mean"] for s in video["summary"]}
+    assert {m: c for m, c in cells.items() if m in names} == {m: format_cell(means[m]) for m in names}
+    assert [c for m, c in cells.items() if m not in names] == ["n/a", "n/a"]
+    assert "| tokenizer | tokens/s (256x256, 24 fps) | bpp (nominal) |" in markdown
+    assert "| H.264 CRF | tokens/s | bpp |" in markdown
+    assert f"| clip | frames | size | fps | tiny-video tokens/s | {SECOND} tokens/s | tiny-video bpp |" in markdown

@@ -4,6 +4,8 @@ mmtok, fingerprint checks, and one clear error for every kind of malformed file.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import safetensors
@@ -186,3 +188,16 @@ def test_load_damaged_metadata(tmp_path, damage):
     else:
         meta.pop(damage.removeprefix("no_"))
     load_error(_write_raw(tmp_path / "t.mmtok", meta))
+
+
+def test_same_codes_give_byte_identical_files(tmp_path):
+    """Token files are reproducible: safetensors writes its metadata map in hash order, which
+    changes from save to save and process to process; the header must not."""
+    codes = torch.arange(12).reshape(3, 4)
+    tf = TokenFile(codes, "image", "image-vq", "0123456789abcdef", {"height": 24, "width": 32}, "cat.png", "/models/tok")
+    saved = [tf.save(tmp_path / f"{k}.mmtok").read_bytes() for k in range(6)]
+    script = ("import sys, torch; from mmtok import TokenFile; TokenFile(torch.arange(12).reshape(3, 4), 'image', 'image-vq', "
+              "'0123456789abcdef', {'height': 24, 'width': 32}, 'cat.png', '/models/tok').save(sys.argv[1])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "other.mmtok")], check=True)
+    assert all(b == saved[0] for b in saved + [(tmp_path / "other.mmtok").read_bytes()])
+    assert torch.equal(TokenFile.load(tmp_path / "0.mmtok").codes, codes)

@@ -28,6 +28,7 @@ import torch
 from mmtok.audio.base import AudioTokenizer
 from mmtok.errors import MmtokError
 from mmtok.eval.audio_metrics import clip_scores, pesq_available
+from mmtok.eval.dnsmos import EVAL_HOP_SECONDS, dnsmos, dnsmos_available
 from mmtok.eval.determinism import code_agreement
 from mmtok.eval.metrics import codebook_usage
 from mmtok.eval.options import EvalOptions
@@ -58,8 +59,10 @@ class Plan:
 
 @dataclass
 class Measurements:
-    """Everything `evaluate_audio` measured. `rows`: one dict per (file, method, bitrate) with
-    the scores; `counts[name]`: code histograms `[levels, codebook]`; `examples[file]`:
+    """Everything `evaluate_audio` measured. `rows`: one dict per (file, method, bitrate):
+    tokens per second (None for Opus, which makes no tokens) and kbps first, then the scores;
+    `original_dnsmos[file]`: DNSMOS of the original (the ceiling the codings are judged
+    against; empty without DNSMOS); `counts[name]`: code histograms `[levels, codebook]`; `examples[file]`:
     {"original": [1,n], (method, kbps asked): ([1,n], row)} excerpts at `rate`."""
 
     rate: int
@@ -67,8 +70,10 @@ class Measurements:
     plans: dict[str, Plan]
     opus_kbps: list[float]
     with_pesq: bool
+    with_dnsmos: bool = False
     opus_skipped: list[float] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    original_dnsmos: dict[str, dict[str, float]] = field(default_factory=dict)
     counts: dict[str, torch.Tensor] = field(default_factory=dict)
     examples: dict[str, dict] = field(default_factory=dict)
     agreement_items: dict[str, list[torch.Tensor]] = field(default_factory=dict)
@@ -95,6 +100,7 @@ def evaluate_audio(tokenizers: dict[str, AudioTokenizer], files: list[Path], rep
     m = Measurements(evaluation_rate(tokenizers), list(files), plans, [], False)
     m.opus_kbps, m.opus_skipped = opus_rates(asked)
     m.with_pesq = pesq_available() and m.rate >= 16000
+    m.with_dnsmos = dnsmos_available()
     measure(m, spread(list(files), options.examples), options.progress)
     for name, plan in plans.items():
         items = torch.stack(m.agreement_items[name])
@@ -196,7 +202,9 @@ def measure(m: Measurements, examples: list[Path], progress: bool) -> None:
             start = loudest_window(reference, length)
             keep = slice(start, start + length)
             m.examples[path.name] = {"original": reference[..., keep], "start_seconds": start / m.rate}
-        base = {"file": path.name, "folder": path.parent.name, "seconds": seconds}
+        if m.with_dnsmos:
+            m.original_dnsmos[path.name] = dnsmos(reference, m.rate, EVAL_HOP_SECONDS)
+        extra = {"folder": path.parent.name, "seconds": seconds}
         for name, plan in m.plans.items():
             tok = plan.tok
             x = reference if (tok.sample_rate, tok.channels) == (m.rate, 1) else read_audio(path, tok.sample_rate, tok.channels)
@@ -213,9 +221,10 @@ def measure(m: Measurements, examples: list[Path], progress: bool) -> None:
                 timings["decode"][name] += time.perf_counter() - start
                 y = to_evaluation(y, tok.sample_rate, m.rate)
                 start = time.perf_counter()
-                row = {**base, "method": name, "baseline": False, "kbps_asked": asked, "levels": levels,
-                       "kbps_nominal": tok.kbps(levels), "kbps_spent": spent_kbps(tok, codes.shape[-1], levels, x.shape[-1] / tok.sample_rate),
-                       **clip_scores(y, reference, m.rate, m.with_pesq)}
+                row = {"file": path.name, "method": name, "tokens_per_second": tok.tokens_per_second(levels),
+                       "kbps_spent": spent_kbps(tok, codes.shape[-1], levels, x.shape[-1] / tok.sample_rate), "kbps_asked": asked,
+                       **extra, "baseline": False, "levels": levels, "kbps_nominal": tok.kbps(levels),
+                       **clip_scores(y, reference, m.rate, m.with_pesq, m.with_dnsmos)}
                 timings["metrics"] += time.perf_counter() - start
                 m.rows.append(row)
                 if keep is not None and asked in shown.get(name, ()):
@@ -227,9 +236,10 @@ def measure(m: Measurements, examples: list[Path], progress: bool) -> None:
             out = opus_roundtrip(reference, m.rate, kbps)
             timings["opus"] += time.perf_counter() - start
             start = time.perf_counter()
-            row = {**base, "method": OPUS, "baseline": True, "kbps_asked": kbps, "bitrate_set_kbps": out.bitrate_set / 1000,
-                   "kbps_spent": out.kbps_spent, "payload_bytes": out.payload_bytes, "packets": out.packets,
-                   "codec_rate": out.codec_rate, "application": APPLICATION, **clip_scores(out.audio, reference, m.rate, m.with_pesq)}
+            row = {"file": path.name, "method": OPUS, "tokens_per_second": None, "kbps_spent": out.kbps_spent, "kbps_asked": kbps,
+                   **extra, "baseline": True, "bitrate_set_kbps": out.bitrate_set / 1000, "payload_bytes": out.payload_bytes,
+                   "packets": out.packets, "codec_rate": out.codec_rate, "application": APPLICATION,
+                   **clip_scores(out.audio, reference, m.rate, m.with_pesq, m.with_dnsmos)}
             timings["metrics"] += time.perf_counter() - start
             m.rows.append(row)
             if keep is not None and kbps in shown.get(OPUS, ()):

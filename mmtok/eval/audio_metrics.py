@@ -5,6 +5,8 @@
   multi-scale mel distance DAC and EnCodec report), lower is better.
 - `stoi`: short-time objective intelligibility (pystoi; resampled to 10 kHz inside), 0..1.
 - `pesq_wb`: wide-band PESQ at 16 kHz (optional `pesq` package), MOS-LQO 1.0..4.6.
+- `dnsmos`: no-reference P.835 SIG / BAK / OVRL (optional `speechmos` + `onnxruntime`;
+  `mmtok.eval.dnsmos`), 1..5.
 - `clip_scores`: all of them for one clip, in bounded memory however long it is.
 - `best_lag` / `shifted`: check that a reconstruction is sample-aligned with its original.
 """
@@ -129,9 +131,10 @@ def shifted(x: torch.Tensor, lag: int) -> torch.Tensor:
 SCORE_WINDOW_SECONDS = 60.0
 
 
-def clip_scores(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int, with_pesq: bool = False) -> dict[str, float]:
-    """Mel distance, SI-SDR, STOI (and wide-band PESQ if `with_pesq`) of one clip `[C,T]`,
-    as floats. Clips longer than `SCORE_WINDOW_SECONDS` are scored in about equal windows of
+def clip_scores(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: int, with_pesq: bool = False,
+                with_dnsmos: bool = False) -> dict[str, float]:
+    """Mel distance, SI-SDR, STOI (wide-band PESQ if `with_pesq`, DNSMOS of `estimate` alone
+    if `with_dnsmos`) of one clip `[C,T]`, as floats. Clips longer than `SCORE_WINDOW_SECONDS` are scored in about equal windows of
     at most that length and averaged by duration, so the spectrograms of an hour-long file
     never sit in memory at once; shorter clips are scored whole (as `mmtok compare` does)."""
     length = reference.shape[-1]
@@ -145,10 +148,14 @@ def clip_scores(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: in
                   "stoi": float(stoi(e, r, sample_rate)[0])}
         if with_pesq:
             window["pesq"] = float(pesq_wb(e, r, sample_rate)[0])
+        if with_dnsmos:
+            from mmtok.eval.dnsmos import EVAL_HOP_SECONDS, dnsmos
+
+            window.update(dnsmos(e[0], sample_rate, EVAL_HOP_SECONDS))
         for key, value in window.items():
             sums.setdefault(key, 0.0)
             weights.setdefault(key, 0.0)
-            if math.isfinite(value):  # a silent window has no PESQ: average over the others
+            if math.isfinite(value):  # a silent window has no PESQ / DNSMOS: average over the others
                 sums[key] += value * (stop - start)
                 weights[key] += stop - start
     return {key: sums[key] / weights[key] if weights[key] else math.nan for key in sums}

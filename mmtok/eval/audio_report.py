@@ -14,12 +14,15 @@ from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report
 
 ALL = "all files"
-METRICS = (("mel_distance", "mel distance ↓"), ("si_sdr", "SI-SDR dB ↑"), ("stoi", "STOI ↑"), ("pesq", "PESQ (wb) ↑"))
+METRICS = (("mel_distance", "mel distance ↓"), ("si_sdr", "SI-SDR dB ↑"), ("stoi", "STOI ↑"), ("pesq", "PESQ (wb) ↑"),
+           ("dnsmos_ovrl", "DNSMOS OVRL ↑"), ("dnsmos_sig", "DNSMOS SIG ↑"), ("dnsmos_bak", "DNSMOS BAK ↑"))
+DNSMOS_KEYS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+PLOTTED_DNSMOS = "dnsmos_ovrl"   # the rate–distortion figure shows OVRL; SIG and BAK are in the tables
 
 
 def summarize(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, Any]]:
-    """One row per (group, method, bitrate asked): clips, kbps spent over all of them (total
-    bits / total seconds), median and mean of each metric over the clips where it is defined
+    """One row per (group, method, bitrate asked): tokens per second (None for Opus) and kbps
+    spent over all the clips (total bits / total seconds) first, then clips, median and mean of each metric over the clips where it is defined
     (PESQ is not on silence, STOI and PESQ not on clips too short), and how many clips had it
     undefined."""
     folders = sorted({r["folder"] for r in rows})
@@ -31,8 +34,9 @@ def summarize(rows: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, 
             keyed.setdefault((r["method"], r["kbps_asked"]), []).append(r)
         for (method, asked), rs in keyed.items():
             seconds = sum(r["seconds"] for r in rs)
-            s = {"group": group, "method": method, "baseline": rs[0]["baseline"], "kbps_asked": asked, "levels": rs[0].get("levels"),
-                 "clips": len(rs), "seconds": seconds, "kbps_spent": sum(r["kbps_spent"] * r["seconds"] for r in rs) / seconds}
+            s = {"method": method, "tokens_per_second": rs[0]["tokens_per_second"],
+                 "kbps_spent": sum(r["kbps_spent"] * r["seconds"] for r in rs) / seconds, "kbps_asked": asked, "group": group,
+                 "baseline": rs[0]["baseline"], "levels": rs[0].get("levels"), "clips": len(rs), "seconds": seconds}
             if rs[0]["baseline"]:
                 s["bitrate_set_kbps"] = rs[0]["bitrate_set_kbps"]
             for key in metrics:
@@ -48,6 +52,20 @@ def method_label(s: dict[str, Any]) -> str:
     return f"Opus (asked {s['kbps_asked']:g})" if s["baseline"] else f"{s['method']} ({levels_text(s['levels'])})"
 
 
+def tokens_text(tokens_per_second: float | None) -> str:
+    """Tokens per second as the tables show it; n/a for a classic codec."""
+    return "n/a" if tokens_per_second is None else f"{tokens_per_second:g}"
+
+
+def original_dnsmos_text(m: Measurements, files: list[str]) -> str:
+    """'; DNSMOS of the originals: OVRL .., SIG .., BAK ..' (medians over `files`), or ''."""
+    scores = [m.original_dnsmos[f] for f in dict.fromkeys(files) if f in m.original_dnsmos]
+    if not scores:
+        return ""
+    medians = {key: statistics.median([s[key] for s in scores if math.isfinite(s[key])] or [math.nan]) for key in DNSMOS_KEYS}
+    return "; DNSMOS of the originals: " + ", ".join(f"{key.split('_')[1].upper()} {metric_text(key, v)}" for key, v in medians.items())
+
+
 def levels_text(levels: int) -> str:
     return f"{levels} level{'s' * (levels != 1)}"
 
@@ -58,7 +76,7 @@ def metric_text(key: str, value: float) -> str:
 
 
 def write_audio_report(report: Report, m: Measurements, options: EvalOptions) -> None:
-    metrics = [key for key, _ in METRICS if key != "pesq" or m.with_pesq]
+    metrics = [key for key, _ in METRICS if (key != "pesq" or m.with_pesq) and (key not in DNSMOS_KEYS or m.with_dnsmos)]
     summary = summarize(m.rows, metrics)
     names = list(m.plans)
     setup_section(report, m, options)
@@ -72,7 +90,7 @@ def write_audio_report(report: Report, m: Measurements, options: EvalOptions) ->
     speed_section(report, m)
     report.results["audio"] = {
         "sample_rate": m.rate, "files": [str(f) for f in m.files], "seconds": m.seconds, "metrics": metrics,
-        "pesq": pesq_note(m), "tokenizers": {name: tokenizer_facts(name, m) for name in names},
+        "pesq": pesq_note(m), "dnsmos": dnsmos_note(m), "dnsmos_original": m.original_dnsmos, "tokenizers": {name: tokenizer_facts(name, m) for name in names},
         "opus": opus_facts() if m.opus_kbps else None, "summary": summary, "per_clip": m.rows,
         "codebook": stats, "determinism": m.agreement, "opus_alignment": m.alignment, "timings_seconds": m.timings,
     }
@@ -81,9 +99,9 @@ def write_audio_report(report: Report, m: Measurements, options: EvalOptions) ->
 def tokenizer_facts(name: str, m: Measurements) -> dict[str, Any]:
     plan = m.plans[name]
     tok = plan.tok
-    return {"kind": tok.kind, "fingerprint": tok.fingerprint, "sample_rate": tok.sample_rate, "channels": tok.channels,
-            "frame_rate": tok.frame_rate, "codebook_sizes": tok.codebook_sizes, "levels": plan.levels, "kbps_asked": plan.asked,
-            "kbps": [tok.kbps(k) for k in plan.levels]}
+    return {"tokens_per_second": [tok.tokens_per_second(k) for k in plan.levels], "kbps": [tok.kbps(k) for k in plan.levels],
+            "kbps_asked": plan.asked, "levels": plan.levels, "kind": tok.kind, "fingerprint": tok.fingerprint,
+            "sample_rate": tok.sample_rate, "channels": tok.channels, "frame_rate": tok.frame_rate, "codebook_sizes": tok.codebook_sizes}
 
 
 def opus_facts() -> dict[str, Any]:
@@ -99,6 +117,15 @@ def pesq_note(m: Measurements) -> str:
     if m.rate < PESQ_RATE:
         return f"unavailable: the evaluation rate {m.rate} Hz is below the {PESQ_RATE} Hz wide-band PESQ needs"
     return "unavailable: the optional `pesq` package is not installed (pip install pesq)"
+
+
+def dnsmos_note(m: Measurements) -> str:
+    if m.with_dnsmos:
+        from mmtok.eval.dnsmos import DNSMOS_RATE, EVAL_HOP_SECONDS, WINDOW_SECONDS
+
+        return (f"DNSMOS P.835 (speechmos's ONNX model via onnxruntime) on the output alone, at {DNSMOS_RATE // 1000} kHz "
+                f"(soxr-resampled), {WINDOW_SECONDS:g} s windows at most {EVAL_HOP_SECONDS:g} s apart")
+    return "unavailable: the optional `speechmos` and `onnxruntime` packages are not installed (pip install mmtok[eval])"
 
 
 def setup_section(report: Report, m: Measurements, options: EvalOptions) -> None:
@@ -121,9 +148,12 @@ def setup_section(report: Report, m: Measurements, options: EvalOptions) -> None
            else f"every one each tokenizer offers up to {DEFAULT_MAX_KBPS:g} kbps")
         + ". **kbps spent** counts the bits of the codes (frames x levels x log2 codebook size, the last partial frame included)."
     )
-    rows = [[name, p.tok.kind, p.tok.sample_rate, p.tok.channels, f"{len(p.tok.codebook_sizes)} x {p.tok.codebook_sizes[0]}",
-             f"{p.tok.kbps(1):g}", ", ".join(f"{p.tok.kbps(k):g}" for k in p.levels)] for name, p in m.plans.items()]
-    section.table(["tokenizer", "kind", "Hz", "channels", "levels x codes", "kbps per level", "kbps measured"], rows)
+    rows = [[name, ", ".join(f"{p.tok.tokens_per_second(k):g}" for k in p.levels), ", ".join(f"{p.tok.kbps(k):g}" for k in p.levels),
+             f"{p.tok.tokens_per_second(1):g}", f"{p.tok.kbps(1):g}", p.tok.kind, p.tok.sample_rate, p.tok.channels,
+             f"{len(p.tok.codebook_sizes)} x {p.tok.codebook_sizes[0]}"] for name, p in m.plans.items()]
+    section.table(["tokenizer", "tokens/s measured", "kbps measured", "tokens/s per level", "kbps per level", "kind", "Hz",
+                   "channels", "levels x codes"], rows,
+                  "tokens/s: LLM tokens per second of audio (frames per second x levels, one token per code)")
     if m.opus_kbps:
         from mmtok.eval.baselines.opus import APPLICATION, FRAME_MS, MIN_KBPS, opus_rate
 
@@ -144,7 +174,14 @@ def setup_section(report: Report, m: Measurements, options: EvalOptions) -> None
         + (f"**PESQ** (wide-band, ITU-T P.862.2, on both signals resampled to {PESQ_RATE // 1000} kHz with soxr; MOS 1..4.6, "
            "higher is better; a speech metric, n/a on silence)." if m.with_pesq
            else f"PESQ {pesq_note(m)}.")
-        + " They are the numbers `mmtok compare` prints for the same reconstruction. Per-file numbers are in `results.json`."
+        + " They are the numbers `mmtok compare` prints for the same reconstruction. "
+        + ("**DNSMOS** (P.835, Reddy et al. 2022: a network trained on listener ratings predicts, from the output alone with no "
+           "reference, **OVRL** overall quality, **SIG** speech distortion and **BAK** background intrusiveness, each 1..5, "
+           f"higher is better; {dnsmos_note(m)}; n/a on silence). It is made for speech: on music it says little. It falls with added noise, coarse quantisation "
+           "and lower codec bitrates, but barely notices band-limiting (speech low-passed at 2 kHz scores like the original; "
+           "`benchmarks/dnsmos_sanity.py`), so read it with mel distance and STOI, which do. "
+           if m.with_dnsmos else f"DNSMOS {dnsmos_note(m)}. ")
+        + "Per-file numbers are in `results.json`."
     )
 
 
@@ -167,17 +204,20 @@ def rd_section(report: Report, m: Measurements, summary: list[dict[str, Any]], m
                 {key: [s[f"{key}_median"] for s in points] for key in metrics},
                 [f"{s['kbps_asked']:g}" for s in points] if baseline else None, baseline,
             ))
-    labels = [(key, label + " (median)") for key, label in METRICS if key in metrics]
+    labels = [(key, label + " (median)") for key, label in METRICS if key in metrics and (key not in DNSMOS_KEYS or key == PLOTTED_DNSMOS)]
     path = save_rate_distortion(curves, labels, report.figure_path("rate_distortion.png"))
     section.figure(path, "Medians over files" + (" per folder" if len(groups) > 1 else "") + "; Opus points labelled with the kbps asked.")
-    columns = ["method", "kbps asked", "kbps spent"] + [label for key, label in METRICS if key in metrics]
+    columns = ["method", "tokens/s", "kbps spent", "kbps asked"] + [label for key, label in METRICS if key in metrics]
     for group in groups:
-        rows = [[method_label(s), f"{s['kbps_asked']:g}", f"{s['kbps_spent']:.2f}"] + [metric_text(key, s[f"{key}_median"]) for key in metrics]
+        rows = [[method_label(s), tokens_text(s["tokens_per_second"]), f"{s['kbps_spent']:.2f}", f"{s['kbps_asked']:g}"]
+                + [metric_text(key, s[f"{key}_median"]) for key in metrics]
                 for s in sorted((s for s in summary if s["group"] == group), key=lambda s: (s["kbps_asked"], s["baseline"]))]
         clips = next(s["clips"] for s in summary if s["group"] == group)
         undefined = {label: sum(s[f"{key}_undefined"] for s in summary if s["group"] == group) for key, label in METRICS if key in metrics}
-        missing = ", ".join(f"{label.split(' ')[0]} in {n}" for label, n in undefined.items() if n)
-        caption = f"{group}: medians over {clips} files" + (f"; undefined (silent or too short), left out: {missing} codings" if missing else "")
+        missing = ", ".join(f"{label.rsplit(' ', 1)[0]} in {n}" for label, n in undefined.items() if n)
+        caption = (f"{group}: medians over {clips} files; tokens/s n/a for Opus (it makes no tokens)"
+                   + (f"; undefined (silent or too short), left out: {missing} codings" if missing else "")
+                   + original_dnsmos_text(m, [s["file"] for s in m.rows if group in (ALL, s["folder"])]))
         section.table(columns, rows, caption)
 
 
@@ -201,7 +241,7 @@ def spectrogram_section(report: Report, m: Measurements, options: EvalOptions) -
 
 def panel_title(method: str, row: dict[str, Any]) -> str:
     rate = (f"Opus asked {row['kbps_asked']:g}, spent {row['kbps_spent']:.2f} kbps" if row["baseline"]
-            else f"{method} {row['kbps_nominal']:g} kbps ({levels_text(row['levels'])})")
+            else f"{method} {row['tokens_per_second']:g} tokens/s, {row['kbps_nominal']:g} kbps ({levels_text(row['levels'])})")
     pesq = row.get("pesq", math.nan)
     scores = f"mel {row['mel_distance']:.3f}, STOI {row['stoi']:.2f}" + (f", PESQ {pesq:.2f}" if math.isfinite(pesq) else "")
     return f"{rate}\n{scores}"

@@ -95,7 +95,8 @@ def evaluate_images(tokenizers: Mapping[str, Any], files: Sequence[Path], report
     _per_file_section(report, files, methods)
     report.results["image"] = {
         "files": [str(f) for f in files],
-        "tokenizers": {name: {"kind": tok.kind, "fingerprint": tok.fingerprint, "codebook_sizes": tok.codebook_sizes,
+        "tokenizers": {name: {"tokens_per_image_mean": toks[name].summary["tokens_mean"], "bpp_mean": toks[name].summary["bpp_mean"],
+                              "kind": tok.kind, "fingerprint": tok.fingerprint, "codebook_sizes": tok.codebook_sizes,
                               "downsample": tok.downsample, **toks[name].to_dict(), "determinism": determinism["per_tokenizer"][name]}
                        for name, tok in tokenizers.items()},
         "baselines": {**{name: result.to_dict() for name, result in codecs.items()},
@@ -273,15 +274,16 @@ def _rd_section(report: Report, methods: list[Method], codecs: Mapping[str, Code
         s = m.summary
         codec = m.family in CODECS
         wins = sum(first_psnr[r["name"]] > r["psnr"] for r in m.per_image)
-        rows.append([m.name, s["bpp_mean"], s["payload_bpp_mean"] if codec else s["bpp_mean"], s["psnr_mean"],
+        rows.append([m.name, _nan(s["tokens_mean"]), s["bpp_mean"], s["payload_bpp_mean"] if codec else s["bpp_mean"], s["psnr_mean"],
                      s["psnr_median"], s["ssim_mean"], _nan(s["ms_ssim_mean"]),
                      f"{s['quality_min']}–{s['quality_max']}" if codec else "",
                      f"{s['over_target']} of {s['images']}" if codec else "", "" if m is first else f"{wins} of {s['images']}"])
-    caption = (f"Means over the {n} files (PSNR also as median); MS-SSIM over the {multi} "
+    caption = (f"Means over the {n} files (PSNR also as median); tokens per image: the codes an LLM reads (n/a for classic "
+               f"codecs, which make none); MS-SSIM over the {multi} "
                f"file{'s' * (multi != 1)} large enough for it. `over target`: files where even the codec's lowest quality "
                "spends more bits than the tokenizer (its bpp is then higher than the tokenizer's). "
                f"`{first.name} better on`: files where {first.name}'s PSNR is higher than this method's.")
-    section.table(["method", "bpp", "payload bpp", "PSNR", "PSNR median", "SSIM", "MS-SSIM", "quality", "over target",
+    section.table(["method", "tokens per image", "bpp", "payload bpp", "PSNR", "PSNR median", "SSIM", "MS-SSIM", "quality", "over target",
                    f"{first.name} better on"], rows, caption)
 
 
@@ -333,10 +335,10 @@ def _usage_section(report: Report, toks: Mapping[str, ImageReport], kmeans: Imag
 
 def _sweep_section(report: Report, codecs: Mapping[str, CodecResult]) -> None:
     section = report.section("Classic codecs over their quality settings")
-    rows = [[result.codec.label, s["quality"], s["bpp_mean"], s["payload_bpp_mean"], s["psnr_mean"], s["ssim_mean"],
+    rows = [[result.codec.label, s["quality"], "n/a", s["bpp_mean"], s["payload_bpp_mean"], s["psnr_mean"], s["ssim_mean"],
              _nan(s["ms_ssim_mean"])] for result in codecs.values() for s in result.sweep]
-    section.table(["codec", "quality", "bpp", "payload bpp", "PSNR", "SSIM", "MS-SSIM"], rows,
-                  "Means over the files: the lines of the rate-distortion plot.")
+    section.table(["codec", "quality", "tokens per image", "bpp", "payload bpp", "PSNR", "SSIM", "MS-SSIM"], rows,
+                  "Means over the files: the lines of the rate-distortion plot (a classic codec makes no tokens).")
 
 
 def _determinism_section(report: Report, determinism: dict[str, Any]) -> None:
@@ -352,8 +354,13 @@ def _determinism_section(report: Report, determinism: dict[str, Any]) -> None:
 def _per_file_section(report: Report, files: list[Path], methods: list[Method]) -> None:
     section = report.section("Per file")
     by_method = [{r["name"]: r for r in m.per_image} for m in methods]
+    tokenizers = [(m, b) for m, b in zip(methods, by_method) if m.family == "tokenizer"]
     rows = []
     for f in files:
         first = by_method[0][f.name]
-        rows.append([f.name, f"{first['width']}x{first['height']}", *(b[f.name]["psnr"] for b in by_method)])
-    section.table(["file", "size", *(f"{m.name} PSNR" for m in methods)], rows, "PSNR (dB) of every file and method.")
+        rows.append([f.name, f"{first['width']}x{first['height']}", *(b[f.name]["tokens"] for _, b in tokenizers),
+                     *(b[f.name]["bpp"] for _, b in tokenizers), *(b[f.name]["psnr"] for b in by_method)])
+    section.table(["file", "size", *(f"{m.name} tokens" for m, _ in tokenizers), *(f"{m.name} bpp" for m, _ in tokenizers),
+                   *(f"{m.name} PSNR" for m in methods)], rows,
+                  "Tokens and bits per pixel of every tokenizer on every file (the codecs matched to them spend at most those "
+                  "bits), then the PSNR (dB) of every file and method.")

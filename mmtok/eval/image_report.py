@@ -34,8 +34,9 @@ from mmtok.media.image import from_model, read_image, to_model
 class ImageReport:
     """Result of `evaluate_image_tokenizer`.
 
-    `per_image`: one dict per file (name, height, width, grid, bpp: effective bits per pixel
-    of this file, psnr, ssim, ms_ssim: None where the image is too small for it);
+    `per_image`: one dict per file (name, tokens: codes an LLM reads for this file, bpp:
+    effective bits per pixel of this file, height, width, grid, psnr, ssim, ms_ssim: None
+    where the image is too small for it);
     `summary`: `quality_summary` of the rows, codebook usage and perplexity over the whole
     set, nominal and effective (padding included) bits per pixel, timings;
     `counts`: code histogram `[K]` int64; `kept`: file name -> reconstruction `[3,H,W]` uint8
@@ -61,13 +62,15 @@ def image_scores(original: torch.Tensor, recon: torch.Tensor) -> dict[str, float
 
 
 def quality_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Mean and median of `psnr`, `ssim`, `ms_ssim` and `bpp` over per-image rows (MS-SSIM
+    """Mean and median of `tokens` (per image; None for a classic codec, whose rows have
+    none), `bpp`, `psnr`, `ssim` and `ms_ssim` over per-image rows, in that order (MS-SSIM
     over the images that have one; `ms_ssim_images` says how many; None if none)."""
-    out: dict[str, Any] = {"images": len(rows)}
-    for key in ("bpp", "psnr", "ssim", "ms_ssim"):
+    out: dict[str, Any] = {}
+    for key in ("tokens", "bpp", "psnr", "ssim", "ms_ssim"):
         values = [r[key] for r in rows if r.get(key) is not None]
         out[f"{key}_mean"] = statistics.fmean(values) if values else None
         out[f"{key}_median"] = statistics.median(values) if values else None
+    out["images"] = len(rows)
     out["ms_ssim_images"] = sum(r.get("ms_ssim") is not None for r in rows)
     return out
 
@@ -114,8 +117,8 @@ def evaluate_image_tokenizer(
         counts += torch.bincount(codes.reshape(-1), minlength=k)
         height, width = image.shape[-2:]
         rows.append({
-            "name": path.name, "height": height, "width": width, "grid": list(codes.shape),
-            "bpp": codes.numel() * bits_per_code / (height * width), **image_scores(image, recon),
+            "name": path.name, "tokens": codes.numel(), "bpp": codes.numel() * bits_per_code / (height * width),
+            "height": height, "width": width, "grid": list(codes.shape), **image_scores(image, recon),
         })
         pixels += height * width
         codes_total += codes.numel()

@@ -96,22 +96,22 @@ def measure_clip(
     for name, tok in tokenizers.items():
         rt = roundtrip(tok, x)
         bits = rt.codes.numel() * math.log2(tok.codebook_size)
-        methods[name] = {"kind": "tokenizer", "grid": list(rt.codes.shape), "codes": rt.codes.numel(), "bits": bits,
-                         "bpp": bits / pixels, "encode_s": rt.encode_s, "decode_s": rt.decode_s, **clip_scores(x, rt.recon)}
+        methods[name] = {"tokens_per_second": rt.codes.numel() * fps / frames, "bpp": bits / pixels, "kind": "tokenizer",
+                         "grid": list(rt.codes.shape), "codes": rt.codes.numel(), "bits": bits, "encode_s": rt.encode_s, "decode_s": rt.decode_s, **clip_scores(x, rt.recon)}
         if keep:
             kept[name] = rt.recon[:, keep].clone()
         if h264:
             match = match_bits(yuv, fps, bits, threads=threads)
             recon = decode_h264(match.chosen.data, (frames, height, width))
-            methods[h264_label(name)] = {"kind": "h264", "matches": name, **match.facts(), "bpp": match.chosen.bits / pixels,
-                                         **clip_scores(x, recon)}
+            methods[h264_label(name)] = {"tokens_per_second": None, "bpp": match.chosen.bits / pixels, "kind": "h264",
+                                         "matches": name, **match.facts(), **clip_scores(x, recon)}   # H.264 makes no tokens
             if keep:
                 kept[h264_label(name)] = recon[:, keep].clone()
     sweep = []
     for crf in SWEEP_CRFS if h264 else ():
         encoded = encode_h264(yuv, fps, crf, threads=threads)
         scores = clip_scores(x, decode_h264(encoded.data, (frames, height, width)))
-        sweep.append({"crf": crf, "bits": encoded.bits, "bpp": encoded.bits / pixels,
+        sweep.append({"crf": crf, "tokens_per_second": None, "bpp": encoded.bits / pixels, "bits": encoded.bits,
                       **{k: scores[k] for k in ("psnr", "ssim", "flicker")}})
     return {"methods": methods, "sweep": sweep}, kept
 
@@ -196,16 +196,18 @@ def measure_determinism(tok: VideoTokenizer, items: torch.Tensor) -> dict | None
 
 # -- numbers --------------------------------------------------------------------------------------
 def summarize(rows: list[dict], methods: list[str]) -> list[dict]:
-    """Per method: means and medians over clips of bpp, PSNR, SSIM, flicker; for H.264 the
-    CRF and bits spent against the target (worst case included)."""
+    """Per method: means and medians over clips of tokens per second (None for H.264, which
+    makes no tokens), bpp, PSNR, SSIM, flicker, in that order; for H.264 the CRF and bits
+    spent against the target (worst case included)."""
     out = []
     for label in methods:
         ms = [r["methods"][label] for r in rows]
-        s: dict[str, Any] = {"method": label, "kind": ms[0]["kind"], "clips": len(ms)}
-        for key in ("bpp", "psnr", "ssim", "flicker"):
+        s: dict[str, Any] = {"method": label}
+        for key in ("tokens_per_second", "bpp", "psnr", "ssim", "flicker"):
             values = [m[key] for m in ms if m[key] is not None]
             s[f"{key}_mean"] = statistics.fmean(values) if values else None
             s[f"{key}_median"] = statistics.median(values) if values else None
+        s.update(kind=ms[0]["kind"], clips=len(ms))
         if ms[0]["kind"] == "h264":
             over = [m["bits_over_target"] for m in ms]
             s.update(matches=ms[0]["matches"], crf_median=statistics.median(m["crf"] for m in ms),
@@ -223,7 +225,7 @@ def sweep_means(rows: list[dict]) -> list[dict]:
         return []
     out = []
     for i, crf in enumerate(s["crf"] for s in rows[0]["sweep"]):
-        point = {"crf": crf}
+        point = {"crf": crf, "tokens_per_second": None}
         for key in ("bpp", "psnr", "ssim", "flicker"):
             values = [r["sweep"][i][key] for r in rows if r["sweep"][i][key] is not None]
             point[key] = statistics.fmean(values) if values else None
@@ -242,7 +244,7 @@ def h264_bpp_at(psnr: float, sweep: list[dict]) -> float | None:
 
 
 def tokenizer_facts(tok: VideoTokenizer) -> dict[str, Any]:
-    return {"kind": tok.kind, "fingerprint": tok.fingerprint, "codebook_size": tok.codebook_size,
+    return {**tok.describe(), "kind": tok.kind, "fingerprint": tok.fingerprint, "codebook_size": tok.codebook_size,
             "spatial_downsample": tok.spatial_downsample, "temporal_downsample": tok.temporal_downsample,
             "first_frame_alone": tok.first_frame_alone}
 

@@ -18,6 +18,14 @@ from mmtok.eval.video_figures import RatePoint, StripClip, save_frame_strip, sav
 from mmtok.video.base import VideoTokenizer
 
 
+TOKENS_AT = (256, 24)   # the setup table's tokens/s: a 256x256 video at 24 fps
+
+
+def na(value: float | None) -> float:
+    """None (a classic codec's tokens) shows as n/a."""
+    return math.nan if value is None else value
+
+
 def setup_section(report: Report, tokenizers: Mapping[str, VideoTokenizer], rows: list[dict], sweep_crfs: Sequence[float],
                   threads: int, max_frames: int, max_pixels: int) -> None:
     """What was measured and how bits are counted; `sweep_crfs` empty: H.264 was not run."""
@@ -35,10 +43,15 @@ def setup_section(report: Report, tokenizers: Mapping[str, VideoTokenizer], rows
         "the decoded frames are rounded to 8 bits and cropped to the original size, and the tokenizer's bits are "
         "codes x log2(codebook size), padding included, over the original pixels (bpp)."
     )
-    section.table(["tokenizer", "kind", "pixels per code", "frames per code", "codebook", "bpp (nominal)"],
-                  [[name, tok.kind, f"{tok.spatial_downsample}x{tok.spatial_downsample}", tok.temporal_downsample,
-                    tok.codebook_size, math.log2(tok.codebook_size) / (tok.spatial_downsample ** 2 * tok.temporal_downsample)]
-                   for name, tok in tokenizers.items()])
+    size, fps = TOKENS_AT
+    section.table(["tokenizer", f"tokens/s ({size}x{size}, {fps} fps)", "bpp (nominal)", "kind", "pixels per code",
+                   "frames per code", "codebook"],
+                  [[name, tok.tokens_per_second(fps, size, size),
+                    math.log2(tok.codebook_size) / (tok.spatial_downsample ** 2 * tok.temporal_downsample), tok.kind,
+                    f"{tok.spatial_downsample}x{tok.spatial_downsample}", tok.temporal_downsample, tok.codebook_size]
+                   for name, tok in tokenizers.items()],
+                  caption="tokens/s: LLM tokens per second of a long video of that size and frame rate (the tables below "
+                          "give what each clip really costs, at its own size and frame rate)")
     if sweep_crfs:
         section.text(
             f"**H.264** (libx264, preset {PRESET}, yuv420p, {threads} thread{'s' * (threads != 1)}): per clip and "
@@ -76,17 +89,18 @@ def quality_section(report: Report, summary: list[dict], tokenizers: Mapping, co
                     f"{s['bits_over_target_max']:+.1%}")
             if s["reached"] < s["clips"]:
                 note += f"; CRF 51 still above the target on {s['clips'] - s['reached']} clip(s)"
-        rows.append([s["method"], s["clips"], s["bpp_mean"], s["psnr_mean"], s["psnr_median"], s["ssim_mean"], s["ssim_median"],
-                     s["flicker_mean"], note])
-    section.table(["method", "clips", "bpp", "PSNR mean", "PSNR median", "SSIM mean", "SSIM median", "flicker mean", "H.264"],
-                  rows, caption="means and medians over clips")
+        rows.append([s["method"], na(s["tokens_per_second_mean"]), s["bpp_mean"], s["clips"], s["psnr_mean"], s["psnr_median"],
+                     s["ssim_mean"], s["ssim_median"], s["flicker_mean"], note])
+    section.table(["method", "tokens/s", "bpp", "clips", "PSNR mean", "PSNR median", "SSIM mean", "SSIM median", "flicker mean", "H.264"],
+                  rows, caption="means and medians over clips; tokens/s: LLM tokens per second of each clip at its own size "
+                                "and frame rate (n/a for H.264, which makes no tokens)")
     points = [RatePoint(s["method"], s["bpp_mean"], s["psnr_mean"], s["ssim_mean"], s.get("matches")) for s in summary]
     path = save_rate_distortion(report.figure_path("rate_distortion.png"), points, sweep, colors)
     section.figure(path, "PSNR and SSIM against bits per pixel: tokenizers (stars), H.264 at each tokenizer's bits "
                          "(hollow squares) and H.264 over a range of CRFs (curve)")
     if sweep:
-        section.table(["H.264 CRF", "bpp", "PSNR", "SSIM", "flicker"],
-                      [[p["crf"], p["bpp"], p["psnr"], p["ssim"], p["flicker"]] for p in sweep],
+        section.table(["H.264 CRF", "tokens/s", "bpp", "PSNR", "SSIM", "flicker"],
+                      [[p["crf"], "n/a", p["bpp"], p["psnr"], p["ssim"], p["flicker"]] for p in sweep],
                       caption="H.264 CRF sweep: means over clips")
 
 
@@ -104,13 +118,17 @@ def equal_quality(own: dict, sweep: list[dict]) -> str:
 
 def clips_section(report: Report, rows: list[dict], methods: list[str]) -> None:
     section = report.section("Per clip")
-    columns = ["clip", "frames", "size", "fps"] + [f"{m} PSNR" for m in methods] + [f"{m} SSIM" for m in methods]
+    tokenizers = [m for m in methods if rows[0]["methods"][m]["kind"] == "tokenizer"]
+    columns = (["clip", "frames", "size", "fps"] + [f"{m} tokens/s" for m in tokenizers] + [f"{m} bpp" for m in methods]
+               + [f"{m} PSNR" for m in methods] + [f"{m} SSIM" for m in methods])
     table = []
     for r in rows:
         cut = f" of {r['source_frames']}" if r["frames"] < r["source_frames"] else ""
         table.append([r["file"], f"{r['frames']}{cut}", f"{r['width']}x{r['height']}", r["fps"]]
+                     + [r["methods"][m]["tokens_per_second"] for m in tokenizers] + [r["methods"][m]["bpp"] for m in methods]
                      + [r["methods"][m]["psnr"] for m in methods] + [r["methods"][m]["ssim"] for m in methods])
-    section.table(columns, table, caption="PSNR (dB) and SSIM, means over each clip's frames")
+    section.table(columns, table, caption="tokens per second and bits per pixel of every clip, then PSNR (dB) and SSIM, means "
+                                          "over each clip's frames")
 
 
 def per_frame_section(report: Report, row: dict, methods: list[str], tokenizers: Mapping[str, VideoTokenizer],

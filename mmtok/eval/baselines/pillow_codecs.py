@@ -181,8 +181,8 @@ def evaluate_codec(
         def row(coded: Coded, path: Path = path, image: torch.Tensor = image, scores: dict = scores) -> dict[str, Any]:
             if coded.quality not in scores:
                 scores[coded.quality] = image_scores(image, coded.image)
-            return {"name": path.name, "quality": coded.quality, "bpp": coded.bpp, "payload_bpp": coded.payload_bpp,
-                    **scores[coded.quality]}
+            return {"name": path.name, "tokens": None, "bpp": coded.bpp, "payload_bpp": coded.payload_bpp, "quality": coded.quality,
+                    **scores[coded.quality]}   # tokens: a classic codec makes none
 
         for quality in codec.sweep:
             sweep_rows[quality].append(row(coder.at(quality)))
