@@ -234,6 +234,9 @@ def test_cli_encode_decode_and_eval(janus, chameleon, tmp_path):
         assert isinstance(result.exception, MmtokError) and result.exit_code != 0, result.output
         assert "hf-chameleon is encode-only" in str(result.exception) and "\n" not in str(result.exception)
     assert not (tmp_path / "no.png").exists() and not (tmp_path / "report").exists()
+    result = mmtok_cli("eval", "-t", janus[0], "--data", tmp_path / "in", "--out", tmp_path / "janus-report", "--no-baselines")
+    assert result.exit_code == 0, result.output
+    assert "16x16 per image at any size (resized to the model's 32x32 first)" in (tmp_path / "janus-report" / "report.md").read_text()
 
 
 def test_encode_only_tokenizer_serves_llm_input(chameleon, llm_dir, tmp_path):
