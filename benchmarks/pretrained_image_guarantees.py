@@ -10,7 +10,8 @@ shapes), not the trained codebook's margins: agreement figures for trained weigh
 Images: the committed photos under tests/media/images (each of its own size; the processor
 resizes them all to the model's resolution).
 
-    python benchmarks/pretrained_image_guarantees.py --size full
+    python benchmarks/pretrained_image_guarantees.py --size full              # 384 / 512 px: slow on CPU
+    python benchmarks/pretrained_image_guarantees.py --size full --side 128   # same layers, fewer pixels
 
 Columns: `= reference`: codes of mmtok's exact nearest-code search vs the family's own
 search done the plain way (full distance matrix, argmin) on the same pixels (%);
@@ -42,15 +43,19 @@ PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "media" / "images"
 SIDES = ((256, 256), (512, 512), (1024, 1024), (1080, 1920))
 
 
-def models(size: str) -> dict[str, tuple[type, object, dict]]:
-    """name -> (adapter class, transformers model, processor settings or None for the default)."""
+def models(size: str, side: int | None) -> dict[str, tuple[type, object, dict]]:
+    """name -> (adapter class, transformers model, processor settings or None for the default);
+    `side`: the processors' resolution instead of the published one (full architectures only)."""
     from transformers import ChameleonVQVAE, ChameleonVQVAEConfig, JanusVQVAE, JanusVQVAEConfig
 
     torch.manual_seed(0)
     if size == "full":
+        janus_side, chameleon_side = side or 384, side or 512
         return {
-            "janus": (janus.JanusImageTokenizer, JanusVQVAE(JanusVQVAEConfig(num_patches=24)), None),
-            "chameleon": (chameleon.ChameleonImageTokenizer, ChameleonVQVAE(ChameleonVQVAEConfig()), None),
+            "janus": (janus.JanusImageTokenizer, JanusVQVAE(JanusVQVAEConfig(num_patches=janus_side // 16)),
+                      None if side is None else {**janus.JanusImageTokenizer.default_processor, "size": {"height": side, "width": side}}),
+            "chameleon": (chameleon.ChameleonImageTokenizer, ChameleonVQVAE(ChameleonVQVAEConfig(resolution=chameleon_side)),
+                          None if side is None else {"size": {"shortest_edge": side}, "crop_size": {"height": side, "width": side}}),
         }
     small = dict(embed_dim=4, num_embeddings=64, latent_channels=32, base_channels=32, channel_multiplier=[1, 2], num_res_blocks=1)
     return {
@@ -117,11 +122,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=("full", "tiny"), default="full")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--side", type=int, help="full architectures at this resolution (a multiple of 16) instead of 384 / 512 px: faster")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [measure(name, *spec) for name, spec in models(args.size).items()]
+    rows = [measure(name, *spec) for name, spec in models(args.size, args.side).items()]
     header = list(rows[0])
-    print(f"pretrained image VQs, random init ({args.size} architecture), {len(list(PHOTOS.iterdir()))} photos, CPU, {args.threads} thread(s)\n")
+    at = f" at {args.side} px" if args.side and args.size == "full" else ""
+    print(f"pretrained image VQs, random init ({args.size} architecture{at}), {len(list(PHOTOS.iterdir()))} photos, CPU, {args.threads} thread(s)\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
