@@ -17,8 +17,9 @@ Columns: `= reference`: codes of mmtok's exact nearest-code search vs the family
 search done the plain way (full distance matrix, argmin) on the same pixels (%);
 `= transformers encode`: vs transformers' `encode` (Chameleon: the same thing; Janus: transformers
 searches by Euclidean distance where Janus searches by cosine, see mmtok/pretrained/janus.py); `batch`: codes of all photos in one batch vs
-one at a time (%); `fp16` / `bf16`: codes with the model in that dtype vs float32 (%, "n/a"
-where the CPU build lacks the kernels); `large`: a 4000x3000 image: its grid, encode time and
+one at a time (%); `fp16` / `bf16`: codes with the model in that dtype vs float32 (%; "not
+run" for the full architectures on CPU, where half-precision convolutions take ~200x float32's
+time on this machine: 46 s vs 0.2 s for one 128-channel 3x3 conv at 128x128, 1 thread); `large`: a 4000x3000 image: its grid, encode time and
 peak memory above the loaded model (the processor shrinks it first: no tiling).
 """
 
@@ -86,25 +87,30 @@ def reference(name: str, model: torch.nn.Module, values: torch.Tensor, n: int) -
 
 
 @torch.no_grad()
-def measure(name: str, cls: type, model: torch.nn.Module, processor: dict | None) -> dict[str, str]:
+def measure(name: str, cls: type, model: torch.nn.Module, processor: dict | None, half: bool, device: str) -> dict[str, str]:
     reference_model = copy.deepcopy(model).eval()  # transformers' own quantizer (the adapter installs mmtok's search)
-    tok = cls.from_model(model.eval(), processor=cls.canonical_processor(processor))
+    tok = cls.from_model(model.eval(), processor=cls.canonical_processor(processor)).to(device)
+    reference_model.to(device)
     photos = [read_image(p) for p in sorted(PHOTOS.iterdir()) if p.suffix.lower() in (".jpg", ".png")]
     singles = [tok.encode(to_model(p[None])) for p in photos]
     alone = torch.cat(singles)
-    values = torch.cat([tok.pixel_values(to_model(p[None])) for p in photos])
+    values = torch.cat([tok.pixel_values(to_model(p[None])) for p in photos]).to(device)
     n = tok.grid_shape(1, 1)[0]
     theirs = reference_model.encode(values, return_dict=True).image_tokens.reshape(-1, n, n)
+    alone, theirs = alone.cpu(), theirs.cpu()
     row = {"model": name, "resolution": f"{tok.resolution} px", "tokens / image": str(n * n),
-           "codebook": str(tok.codebook_sizes[0]), "= reference": percent_equal(alone, reference(name, reference_model, values, n)),
+           "codebook": str(tok.codebook_sizes[0]), "= reference": percent_equal(alone, reference(name, reference_model, values, n).cpu()),
            "= transformers encode": percent_equal(alone, theirs)}
     # batch: every photo's pixel_values in one encode call (what mmtok does for a same-size batch)
     batch = tok.model.encode(values, return_dict=True).image_tokens.reshape(-1, n, n)
-    row["batch"] = percent_equal(batch, alone)
+    row["batch"] = percent_equal(batch.cpu(), alone.cpu())
     for dtype, label in ((torch.float16, "fp16"), (torch.bfloat16, "bf16")):
+        if not half:
+            row[label] = "not run"
+            continue
         try:
             tok.model.to(dtype)
-            row[label] = percent_equal(torch.cat([tok.encode(to_model(p[None])) for p in photos]), alone)
+            row[label] = percent_equal(torch.cat([tok.encode(to_model(p[None])) for p in photos]).cpu(), alone)
         except RuntimeError as err:
             row[label] = f"n/a ({first_line(err, 40)})"
         finally:
@@ -122,13 +128,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=("full", "tiny"), default="full")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--half", choices=("auto", "yes", "no"), default="auto",
+                        help="measure fp16 / bf16 (auto: on CUDA, or for --size tiny; CPU half-precision convs are ~200x slower than float32 here)")
     parser.add_argument("--side", type=int, help="full architectures at this resolution (a multiple of 16) instead of 384 / 512 px: faster")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [measure(name, *spec) for name, spec in models(args.size, args.side).items()]
+    half = args.half == "yes" or (args.half == "auto" and (args.device != "cpu" or args.size == "tiny"))
+    rows = [measure(name, *spec, half, args.device) for name, spec in models(args.size, args.side).items()]
     header = list(rows[0])
     at = f" at {args.side} px" if args.side and args.size == "full" else ""
-    print(f"pretrained image VQs, random init ({args.size} architecture{at}), {len(list(PHOTOS.iterdir()))} photos, CPU, {args.threads} thread(s)\n")
+    print(f"pretrained image VQs, random init ({args.size} architecture{at}), {len(list(PHOTOS.iterdir()))} photos, {args.device}, {args.threads} thread(s)\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
