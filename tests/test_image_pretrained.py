@@ -12,6 +12,8 @@ import pytest
 import torch
 from conftest import extend_tiny, sample_image, write_image
 from transformers import (
+    ChameleonConfig,
+    ChameleonForConditionalGeneration,
     ChameleonImageProcessorPil,
     GlmImageVQVAEConfig,
     ChameleonVQVAE,
@@ -208,6 +210,22 @@ def test_the_vq_of_a_full_janus_checkpoint(janus, tmp_path):
     assert isinstance(tok, JanusImageTokenizer) and tok.fingerprint == mmtok.load(folder).fingerprint
     batch = images([(40, 30)], seed=6)
     assert torch.equal(tok.encode(to_model(torch.stack(batch))), reference_codes(full.model.vqmodel, janus_processor(), batch))
+
+
+@torch.no_grad()
+def test_the_vq_of_a_full_chameleon_checkpoint(chameleon, tmp_path):
+    """hf:facebook/chameleon-7b holds the VQ encoder as `model.vqmodel.*` beside the LLM."""
+    folder, model = chameleon
+    image_tokens = {"<image>": 3, **{f"IMGIMG{chr(65 + i)}Z": 10 + i for i in range(8)}}
+    config = ChameleonConfig(vocab_size=300, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                             num_key_value_heads=1, vq_config=CHAMELEON_VQ, vocabulary_map=image_tokens)
+    full = ChameleonForConditionalGeneration(config).eval()
+    full.model.vqmodel.load_state_dict(model.state_dict())
+    out = tmp_path / "full"
+    full.save_pretrained(out, max_shard_size="100KB")
+    chameleon_processor().save_pretrained(out)
+    tok = mmtok.load(f"hf:{out}")
+    assert isinstance(tok, ChameleonImageTokenizer) and tok.fingerprint == mmtok.load(folder).fingerprint
 
 
 # -- the CLI and the LLM path ---------------------------------------------------------------
