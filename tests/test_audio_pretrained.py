@@ -1,9 +1,8 @@
-"""Pretrained transformers codecs (EnCodec, DAC, Mimi) behind the audio contract.
+"""Pretrained transformers codecs (EnCodec, DAC, Mimi, WavTokenizer, X-Codec) behind the audio contract.
 
-Every model is a tiny random-init one: built from a small config, its codebooks seeded from
-its own latents (transformers initialises EnCodec and Mimi codebooks to zeros, which would
-code everything as 0), saved with transformers' own `save_pretrained`, then loaded through
-`load_pretrained`. References are the transformers models called directly. No mocks.
+Every model is a tiny random-init one (tests/tiny_audio_codecs.py), saved with transformers'
+own `save_pretrained`, then loaded through `load_pretrained`. References are the transformers
+models called directly. No mocks.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ import safetensors
 import soundfile as sf
 import torch
 from conftest import run_mmtok, write_sample_audio
-from transformers import DacConfig, DacModel, EncodecConfig, EncodecModel, MimiConfig, MimiModel
+from tiny_audio_codecs import BUILDERS, signal, tiny_mimi
+from transformers import EncodecConfig, EncodecModel, MimiModel
 
 import mmtok
 from mmtok.errors import MmtokError
@@ -28,119 +28,27 @@ from mmtok.pretrained.base import canonical_hf_config
 from mmtok.pretrained.dac import HFDac
 from mmtok.pretrained.encodec import HFEncodec
 from mmtok.pretrained.mimi import HFMimi
+from mmtok.pretrained.wavtokenizer import HFWavTokenizer
+from mmtok.pretrained.xcodec import HFXcodec
+from mmtok.pretrained.xcodec2 import HFXcodec2, semantic_features
 from mmtok.tokenizer import KINDS
 from mmtok.tokens_file import TokenFile
 
 torch.set_num_threads(1)
 
-NAMES = ("encodec", "dac", "mimi")
+NAMES = ("encodec", "dac", "mimi", "wavtokenizer", "xcodec", "xcodec2")
+CLASSES = {"encodec": HFEncodec, "dac": HFDac, "mimi": HFMimi, "wavtokenizer": HFWavTokenizer, "xcodec": HFXcodec, "xcodec2": HFXcodec2}
 ENCODEC_BANDWIDTHS = {2: 1.5, 4: 3.0, 8: 6.0}  # levels -> kbps at 75 frames/s x 10 bits per level
+XCODEC_BANDWIDTHS = {1: 0.5, 2: 1.0, 4: 2.0}  # levels -> kbps at 50 frames/s x 10 bits per level
 
 
-def signal(batch: int, channels: int, length: int, sample_rate: int, seed: int = 0) -> torch.Tensor:
-    """`[B,C,T]` in [-1,1]: three random tones per channel plus a little noise."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(length) / sample_rate
-    freqs = torch.rand(batch, channels, 3, 1, generator=g) * 900 + 100
-    tones = torch.sin(2 * math.pi * freqs * t).mean(2)
-    return 0.5 * tones + 0.05 * torch.randn(batch, channels, length, generator=g)
-
-
-def seed_codebooks(codebooks, latents: torch.Tensor, write) -> None:
-    """Set each residual level's codebook to jittered residuals of `latents [N,D]` (about what a
-    k-means init does), so that codes spread over the codebook."""
-    g = torch.Generator().manual_seed(0)
-    residual = latents
-    for codebook in codebooks:
-        picks = residual[torch.randint(len(residual), (codebook.codebook_size,), generator=g)]
-        # jitter: copies of one latent would make exact ties that float noise can break either way
-        write(codebook, picks + 0.3 * residual.std() * torch.randn(picks.shape, generator=g))
-        residual = residual - codebook.decode(codebook.encode(residual))
-
-
-@torch.no_grad()
-def tiny_encodec(**overrides) -> EncodecModel:
-    """24 kHz mono, hop 320 (75 frames/s), 1024 codes: 1.5 / 3 / 6 kbps = 2 / 4 / 8 levels."""
-    torch.manual_seed(0)
-    config = EncodecConfig(target_bandwidths=[1.5, 3.0, 6.0], hidden_size=16, num_filters=4, num_lstm_layers=1, **overrides)
-    model = EncodecModel(config).eval()
-    # Random biases make the decoder output a fixed pattern that hardly depends on the codes
-    # (measured: random codes changed it by 1%); without them it depends on nothing else.
-    for module in model.decoder.modules():
-        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
-            module.bias.zero_()
-    model.decoder.layers[-1].conv.parametrizations.weight.original0.mul_(1000)  # from ~5e-4 to ~0.5 peak
-    latents = model.encoder(signal(4, 1, 24000, 24000, seed=9)).transpose(1, 2).reshape(-1, 16)
-    seed_codebooks([layer.codebook for layer in model.quantizer.layers], latents, lambda cb, v: cb.embed.copy_(v))
-    return model
-
-
-@torch.no_grad()
-def tiny_dac() -> DacModel:
-    """16 kHz mono, hop 320 with an odd stride (5, as in the 24 kHz DAC), 4 levels of 64 codes."""
-    torch.manual_seed(0)
-    config = DacConfig(
-        encoder_hidden_size=4,
-        downsampling_ratios=[2, 4, 5, 8],
-        decoder_hidden_size=32,
-        n_codebooks=4,
-        codebook_size=64,
-        codebook_dim=4,
-        sampling_rate=16000,
-    )
-    model = DacModel(config).eval()
-    # DAC's init (std 0.02) makes a decoder that outputs ~0.01 whatever the codes: give the
-    # decoder and the code projections unit gain (std 1/sqrt(fan_in)) instead.
-    projections = [q.out_proj for q in model.quantizer.quantizers]
-    for module in [*model.decoder.modules(), *projections]:
-        if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
-            fan_in = module.weight[0].numel() if isinstance(module, torch.nn.Conv1d) else module.weight[:, 0].numel()
-            module.weight.normal_(0, fan_in**-0.5)
-    model.decoder.conv2.weight.mul_(0.3)  # peak ~0.5
-    return model
-
-
-@torch.no_grad()
-def tiny_mimi(layers: int = 2, semantic: int = 1) -> MimiModel:
-    """24 kHz mono, hop 1920 (12.5 frames/s), 4 levels of 64 codes, attention window 4 tokens (0.16 s)."""
-    torch.manual_seed(0)
-    config = MimiConfig(
-        hidden_size=16,
-        num_filters=4,
-        codebook_size=64,
-        codebook_dim=8,
-        num_quantizers=4,
-        num_semantic_quantizers=semantic,
-        vector_quantization_hidden_dimension=8,
-        upsample_groups=16,
-        num_hidden_layers=layers,
-        intermediate_size=32,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        sliding_window=4,
-        initializer_range=0.5,
-        layer_scale_initial_scale=1.0,
-    )
-    model = MimiModel(config).eval()  # the init above makes attention matter (with the defaults it hardly does)
-    model.decoder.decoder_seanet.layers[-1].conv.weight.mul_(0.01)  # random init decodes at ~50x full scale
-    latents = model.encoder(signal(4, 1, 48000, 24000, seed=9)).latents
-    quantizer = model.quantizer
-    for rvq in (quantizer.semantic_residual_vector_quantizer, quantizer.acoustic_residual_vector_quantizer):
-        projected = rvq.input_proj(latents).transpose(1, 2).reshape(-1, 8)
-
-        def write(codebook, values):
-            codebook.embed_sum.copy_(values)  # cluster_usage is 1, so embed = embed_sum
-            codebook._embed = None
-
-        seed_codebooks([layer.codebook for layer in rvq.layers], projected, write)
-    return model
-
-
-BUILDERS = {"encodec": tiny_encodec, "dac": tiny_dac, "mimi": tiny_mimi}
 FACTS = {  # sample_rate, channels, hop_length, num_quantizers, codebook_size
     "encodec": (24000, 1, 320, 8, 1024),
     "dac": (16000, 1, 320, 4, 64),
     "mimi": (24000, 1, 1920, 4, 64),
+    "wavtokenizer": (24000, 1, 600, 1, 64),
+    "xcodec": (16000, 1, 320, 4, 1024),
+    "xcodec2": (16000, 1, 320, 1, 64),
 }
 
 
@@ -163,6 +71,12 @@ def direct_encode(name: str, model, x: torch.Tensor, levels: int) -> torch.Tenso
             return model.encode(x, bandwidth=ENCODEC_BANDWIDTHS[levels]).audio_codes[0]
         if name == "dac":
             return model.encode(x, n_quantizers=levels).audio_codes
+        if name == "wavtokenizer":
+            return model.encode(x).audio_codes
+        if name == "xcodec":
+            return model.encode(x, bandwidth=XCODEC_BANDWIDTHS[levels]).audio_codes
+        if name == "xcodec2":  # with the adapter's fbank features (torchaudio's cannot be installed here)
+            return model.encode(x, semantic_features(x, 320)).audio_codes
         return model.encode(x, num_quantizers=levels).audio_codes
 
 
@@ -172,7 +86,7 @@ def direct_decode(name: str, model, codes: torch.Tensor) -> torch.Tensor:
             return model.decode(codes[None], [None]).audio_values
         if name == "dac":
             return model.decode(audio_codes=codes).audio_values[:, None]
-        return model.decode(codes).audio_values
+        return model.decode(codes).audio_values  # Mimi, WavTokenizer, X-Codec, X-Codec 2
 
 
 def half_second(tok, batch: int = 2) -> torch.Tensor:
@@ -186,7 +100,7 @@ def test_loads_from_a_folder_and_an_hf_spec(saved, name):
     folder, _ = saved[name]
     tok = load_pretrained(str(folder))
     via_hf = load_pretrained("hf:" + str(folder))
-    cls = {"encodec": HFEncodec, "dac": HFDac, "mimi": HFMimi}[name]
+    cls = CLASSES[name]
     assert type(tok) is cls and type(via_hf) is cls and KINDS[f"hf-{name}"] is cls
     assert tok.modality == "audio" and tok.config.model_type == name
     assert tok.name_or_path == str(folder.resolve()) and via_hf.name_or_path == "hf:" + str(folder.resolve())
@@ -198,7 +112,7 @@ def test_loads_from_a_folder_and_an_hf_spec(saved, name):
     assert type(cls.from_pretrained(folder)) is cls
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "xcodec2"])  # X-Codec 2: FSQ, no search
 def test_codebooks_use_the_exact_search(saved, name):
     """Each family's table names its codebook module; every instance gets mmtok's search."""
     tok = load_pretrained(saved[name][0])
@@ -245,14 +159,22 @@ def test_codes_are_the_transformers_codes(saved, name):
         assert torch.equal(fewer, codes[:, :levels])
 
 
-def encodec_tie_gap(model, x: torch.Tensor, codes: torch.Tensor, other: int, level: int, frame: int) -> float:
+def tie_gap(name: str, model, x: torch.Tensor, codes: torch.Tensor, other: int, level: int, frame: int) -> float:
     """How close to a tie `codes[level, frame]` (of `x [1,C,T]`, codes `[K,t]`) and code `other`
-    are: |difference of their squared distances to the residual| / |residual|^2."""
+    are: |difference of their squared distances to the residual| / |residual|^2 (EnCodec, X-Codec)."""
     with torch.no_grad():
-        residual = model.encoder(x)[0, :, frame]
+        if name == "encodec":
+            latents, embeds = model.encoder(x)[0], [layer.codebook.embed for layer in model.quantizer.layers]
+        else:  # X-Codec's quantizer codes the output of `fc`
+            captured = []
+            hook = model.fc.register_forward_hook(lambda module, args, out: captured.append(out))
+            model.encode(x)
+            hook.remove()
+            latents, embeds = captured[0][0].T, [q.codebook.embed for q in model.quantizer.quantizers]
+        residual = latents[:, frame]
         for i in range(level):
-            residual = residual - model.quantizer.layers[i].codebook.embed[codes[i, frame]]
-        embed = model.quantizer.layers[level].codebook.embed
+            residual = residual - embeds[i][codes[i, frame]]
+        embed = embeds[level]
         gap = ((residual - embed[codes[level, frame]]) ** 2).sum() - ((residual - embed[other]) ** 2).sum()
         return float(gap.abs() / (residual**2).sum())
 
@@ -267,17 +189,17 @@ def test_codes_are_deterministic_and_batch_independent(saved, name):
         codes = tok.encode(x)
         assert torch.equal(codes, tok.encode(x))
         alone = torch.cat([tok.encode(x[:1]), tok.encode(x[1:])])
-        if name != "encodec":
+        if name not in ("encodec", "xcodec"):
             assert torch.equal(alone, codes)  # measured: equal on every signal tried
             continue
-        # EnCodec's convolutions give ~1e-7 different latents for a batch of 1 and of 2, which
-        # can flip a code whose two nearest entries are tied. Measured over 24 signals (14592
-        # codes): 2 such flips, in seeds 17 and 19, with gaps of 1.3e-7 and 3.7e-7. Allow
-        # exactly that: the first level that differs in a frame must be a tie; the levels
-        # after it follow from the flip.
+        # EnCodec's convolutions (X-Codec's HuBERT) give ~1e-7 different latents for a batch of
+        # 1 and of 2, which can flip a code whose two nearest entries are tied. Measured over 24
+        # EnCodec signals (14592 codes): 2 such flips, in seeds 17 and 19, with gaps of 1.3e-7
+        # and 3.7e-7; X-Codec: 1 in seed 1 (and the level after it). Allow exactly that: the
+        # first level that differs in a frame must be a tie; the levels after it follow from the flip.
         for b, level, frame in (alone != codes).nonzero().tolist():
             if level == 0 or alone[b, level - 1, frame] == codes[b, level - 1, frame]:
-                assert encodec_tie_gap(model, x[b : b + 1], codes[b], int(alone[b, level, frame]), level, frame) < 1e-5
+                assert tie_gap(name, model, x[b : b + 1], codes[b], int(alone[b, level, frame]), level, frame) < 1e-5
                 ties += 1
     assert ties <= 4  # rare
 
@@ -297,6 +219,8 @@ def test_decode_is_the_transformers_decode(saved, name):
     assert n == (length - 8 if name == "dac" else length)
     assert torch.equal(audio[..., :n], reference) and not audio[..., n:].any()
     fewest = min(tok.bitrates())
+    if fewest == tok.num_quantizers:  # WavTokenizer: one level
+        return
     coarse = tok.decode(codes[:, :fewest])
     assert coarse.shape == audio.shape and torch.equal(coarse[..., :n], direct_decode(name, model, codes[:, :fewest]).clamp(-1, 1))
     assert (coarse - audio).abs().mean() > 0.01 * audio.std()  # measured: 2% (EnCodec) to 60% (Mimi) of the std
@@ -353,6 +277,65 @@ def test_dac_and_mimi_levels(saved):
     assert list(tok.bitrates()) == [2, 3, 4] and tok.levels_for(num_quantizers=2) == 2
     with pytest.raises(MmtokError, match="at least 2 levels"):
         tok.levels_for(num_quantizers=1)
+
+
+def test_xcodec_levels_follow_target_bandwidths(saved):
+    tok, model = load_pretrained(saved["xcodec"][0]), saved["xcodec"][1]
+    assert tok.frame_rate == 50 and tok.bitrates() == XCODEC_BANDWIDTHS
+    assert tok.tokens_per_second(1) == 50 and tok.describe()["tokens_per_second_by_levels"] == {1: 50.0, 2: 100.0, 4: 200.0}
+    assert [tok.levels_for(kbps=k) for k in (0.5, 1, 2.0)] == [1, 2, 4] and tok.levels_for() == 4
+    with pytest.raises(MmtokError, match=r"1.5 kbps is not a bitrate of this XcodecModel.*0.5 kbps \(1 levels\), 1 kbps \(2 levels\)"):
+        tok.levels_for(kbps=1.5)
+    with pytest.raises(MmtokError, match="--num-quantizers 3 is not offered"):
+        tok.encode(half_second(tok), num_quantizers=3)
+    x = signal(1, 1, 20 * 320, 16000)
+    with torch.no_grad():  # the model's own default (bandwidth=None) is its highest bandwidth: all levels
+        assert torch.equal(tok.encode(x), model.encode(x).audio_codes)
+
+
+def test_wavtokenizer_has_one_level(saved):
+    tok = load_pretrained(saved["wavtokenizer"][0])
+    assert tok.frame_rate == 40 and tok.tokens_per_second() == 40 and tok.bitrates() == {1: 0.24}  # 40 x 6 bits
+    assert tok.codebook_sizes == [64] and tok.levels_for(kbps=10) == 1
+    with pytest.raises(MmtokError, match="outside 1..1"):
+        tok.levels_for(num_quantizers=2)
+
+
+def test_xcodec2_semantic_features():
+    """Kaldi fbank as Xcodec2FeatureExtractor lays it out: two 10 ms frames per code, 2 x 80
+    bins, each bin normalised over the item; each item on its own."""
+    x = signal(2, 1, 25 * 320, 16000)
+    features = semantic_features(x, 320)
+    assert features.shape == (2, 25, 160) and features.dtype == torch.float32
+    frames = features.reshape(2, 50, 80)
+    assert frames.mean(1).abs().max() < 1e-4 and torch.allclose(frames.std(1), torch.ones(2, 80), atol=1e-3)
+    assert torch.equal(semantic_features(x[1:], 320)[0], features[1])
+    louder = semantic_features(2 * x, 320)  # log-mel shifts by log 4, which normalisation removes
+    assert torch.allclose(louder, features, atol=1e-3)
+
+
+def test_xcodec2_refuses_configs_its_features_do_not_fit(tmp_path):
+    from tiny_audio_codecs import tiny_xcodec2
+
+    model = tiny_xcodec2()
+    config = model.config.to_dict()
+    config["downsampling_ratios"] = [2, 2, 4, 4, 4]  # hop 256: not one semantic frame per code
+    folder = tmp_path / "x2"
+    model.save_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(MmtokError, match="does not line up with its semantic features"):
+        load_pretrained(folder)
+
+
+def test_higgs_audio_v2_tokenizer_is_refused(tmp_path):
+    """transformers' HiggsAudioV2TokenizerModel imports torchaudio; one line says so."""
+    folder = tmp_path / "higgs"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "higgs_audio_v2_tokenizer"}))
+    for load in (load_pretrained, mmtok.load):
+        with pytest.raises(MmtokError, match=r"HiggsAudioV2TokenizerModel.*torchaudio") as err:
+            load(folder)
+        assert "\n" not in str(err.value) and str(folder) in str(err.value)
 
 
 # -- saving ----------------------------------------------------------------------------
@@ -484,8 +467,8 @@ def test_mmtok_load_of_an_unknown_model_type_is_one_line(saved, tmp_path, prefix
         mmtok.load(prefix + str(folder))
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"{folder / 'config.json'}: model_type 'bert' is not a model mmtok has an adapter for")
-    assert all(f"'{t}'" in message for t in ("dac", "emu3", "emu3_vqgan", "encodec", "mimi")), message
-    assert "'Emu3VisionVQ'" not in message  # refused, not loadable: not offered
+    assert all(f"'{t}'" in message for t in ("dac", "emu3", "emu3_vqgan", "encodec", "mimi", "wavtokenizer", "xcodec", "xcodec2")), message
+    assert "'Emu3VisionVQ'" not in message and "higgs" not in message  # refused, not loadable: not offered
 
 
 def test_unreachable_hub_is_an_error(monkeypatch, tmp_path):
@@ -551,6 +534,75 @@ def test_chunked_mimi_is_exact_with_one_layer_and_close_with_more(layers, tmp_pa
         assert same == 1.0 and diff < 1e-5  # measured: 1.0 and 1.8e-7
     else:
         assert 0.9 < same < 1.0 and diff < 1e-5  # measured: 0.967 and 6.9e-7 (audio std 0.09)
+
+
+def test_chunked_xcodec_decodes_exactly_and_encodes_approximately(saved):
+    """The decoder is DAC's convolutions; the encoder's HuBERT sees the whole signal."""
+    tok = load_pretrained(saved["xcodec"][0])
+    assert tok.context_seconds == 20.0
+    same, diff = chunked_vs_whole(tok)  # the context covers the whole 3 s signal: exact
+    assert same == 1.0 and diff < 1e-4  # measured: 1.0 and 4.4e-6 (audio std 0.15)
+    tok.context_seconds = 0.5
+    same, diff = chunked_vs_whole(tok)
+    assert 0.6 < same < 0.9 and diff < 1e-4  # measured: 0.743; decoding does not use the context
+
+
+def test_chunked_wavtokenizer_decode_needs_its_context(saved):
+    """The decoder's attention and GroupNorms see every frame: less context, other audio."""
+    tok = load_pretrained(saved["wavtokenizer"][0])
+    assert tok.decode_history == tok.decode_lookahead == 800  # 20 s at 40 frames/s
+    same, diff = chunked_vs_whole(tok)  # the context covers the whole 3 s signal: exact
+    assert same == 1.0 and diff < 1e-5  # measured: 1.0 and 0.0
+    tok.context_seconds = 0.5
+    same, diff = chunked_vs_whole(tok)
+    assert same == 1.0 and diff > 0.05  # measured: 1.0 (this LSTM forgets fast) and 0.19 (audio std 0.10)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "mimi"])
+def test_file_coding_is_whole_signal_coding(saved, tmp_path, name):
+    """The documented default that keeps codes exact: float32, one file at a time, a file
+    shorter than the family's context (EnCodec 3 s, WavTokenizer and X-Codec 20 s, DAC any
+    length; Mimi's context is one attention window, exact only with one layer, see
+    test_chunked_mimi_...). `encode_audio` (what `mmtok encode` / `pretokenize` run, chunked
+    and streamed) then gives exactly `encode` of the whole signal."""
+    from mmtok.audio.files import encode_audio
+    from mmtok.media.audio import read_audio
+
+    tok = load_pretrained(saved[name][0])
+    path = write_sample_audio(tmp_path / "in.wav", 2.5, tok.sample_rate, seed=5)
+    codes = encode_audio(tok, path, chunk_seconds=1.0).codes
+    assert torch.equal(codes, tok.encode(read_audio(path, tok.sample_rate, tok.channels)[None])[0])
+
+
+def test_cli_with_wavtokenizer(saved, tmp_path):
+    """`mmtok encode` / `decode` / `info` with a transformers WavTokenizer folder."""
+    folder = saved["wavtokenizer"][0]
+    write_sample_audio(tmp_path / "in.wav", 0.5, 44100, seed=3)
+    result = run_mmtok("encode", tmp_path / "in.wav", "-t", folder, "-o", tmp_path / "in.mmtok")
+    assert result.returncode == 0, result.stderr
+    tf = TokenFile.load(tmp_path / "in.mmtok")
+    assert tf.tokenizer == "hf-wavtokenizer" and tf.codes.shape == (1, 20)  # 0.5 s at 40 frames/s
+    result = run_mmtok("decode", tmp_path / "in.mmtok", "-o", tmp_path / "out.wav")
+    assert result.returncode == 0, result.stderr
+    assert sf.info(tmp_path / "out.wav").frames == 22050
+    info = run_mmtok("info", folder)
+    assert info.returncode == 0 and "hf-wavtokenizer" in info.stdout and "tokens_per_second_by_levels" in info.stdout
+
+
+def test_xcodec_extends_an_llm_and_pretokenizes(saved, tmp_path, llm_dir):
+    """An LLM extended with a transformers X-Codec folder; `pretokenize` codes audio with it."""
+    from conftest import extend_tiny
+
+    from mmtok.llm.pretokenize import pretokenize
+    from mmtok.llm.shards import TokenShards
+
+    write_sample_audio(tmp_path / "media" / "a.flac", 0.5, 22050, seed=3)
+    extend_tiny(llm_dir, tmp_path / "llm", {"audio": saved["xcodec"][0]})
+    pretokenize(tmp_path / "media", tmp_path / "llm", tmp_path / "shards", progress=False)
+    shards = TokenShards(tmp_path / "shards", vocab=tmp_path / "llm")
+    assert shards.complete and len(shards) == 1 and not list(shards.failures())
+    ids, modality = shards[0]
+    assert (modality != 0).sum() >= 4 * 25  # 4 levels x 25 frames of audio codes (plus span tokens)
 
 
 def test_cli_roundtrip_with_a_pretrained_codec(saved, tmp_path):

@@ -1,29 +1,43 @@
-"""Pretrained audio codecs from transformers (EnCodec, DAC, Mimi) behind mmtok's audio contract.
+"""Pretrained audio codecs from transformers (EnCodec, DAC, Mimi, WavTokenizer, X-Codec,
+X-Codec 2) behind mmtok's audio contract.
 
     tok = mmtok.load("hf:facebook/encodec_24khz")   # a hub id, hf:/local/dir, or a local folder
     codes = tok.encode(x)        # [B,C,T] float in [-1,1] at tok.sample_rate -> [B,K,ceil(T/hop)] int64
     x2 = tok.decode(codes)       # -> [B,C,t*hop] float in [-1,1]
 
-One kind per model (a module each: encodec.py, dac.py, mimi.py); codes are exactly what the
-model's own `encode` returns when called with the matching explicit number of levels:
+One kind per model (a module each); codes are exactly what the model's own `encode` returns
+when called with the matching explicit number of levels:
 
-    kind        transformers   levels                                   frames/s
-    hf-encodec  EncodecModel   those of config.target_bandwidths         sampling_rate / prod(upsampling_ratios)
-    hf-dac      DacModel       1 .. n_codebooks                          sampling_rate / prod(downsampling_ratios)
-    hf-mimi     MimiModel      num_semantic_quantizers .. num_quantizers config.frame_rate
+    kind             transformers       levels                                   frames/s
+    hf-encodec       EncodecModel       those of config.target_bandwidths         sampling_rate / prod(upsampling_ratios)
+    hf-dac           DacModel           1 .. n_codebooks                          sampling_rate / prod(downsampling_ratios)
+    hf-mimi          MimiModel          num_semantic_quantizers .. num_quantizers config.frame_rate
+    hf-wavtokenizer  WavTokenizerModel  1 (one codebook of 4096)                  sampling_rate / prod(upsampling_ratios)
+    hf-xcodec        XcodecModel        those of config.target_bandwidths         sample_rate / prod(acoustic downsampling_ratios)
+    hf-xcodec2       Xcodec2Model       1 (one FSQ codebook of 65,536)            sampling_rate / prod(downsampling_ratios)
 
-Chunked coding (`encode_chunked` / `decode_chunked` / the streams) is exact for DAC, whose
-convolutions have a finite receptive field, and approximate for EnCodec (an LSTM remembers
-the whole past) and Mimi (stacked sliding-window attention): see each class.
+transformers gives these models a common base class (`PreTrainedAudioTokenizerBase`), but it
+only declares `encode` / `decode`: their arguments (bandwidth, n_quantizers, num_quantizers,
+none) and outputs differ, so each family keeps a small `_encode` / `_decode`, and everything
+else (framing, padding, chunking, bitrates by target bandwidth, the model card) lives here.
+
+Chunked coding (`encode_chunked` / `decode_chunked` / the streams) is exact for DAC (and
+X-Codec's decoder), whose convolutions have a finite receptive field, and approximate where
+an LSTM or attention sees the whole signal (EnCodec, Mimi, WavTokenizer, X-Codec's encoder,
+X-Codec 2): see each class, and benchmarks/results/pretrained_guarantees.md for measured
+agreement.
 
 Not supported: EnCodec configs that normalise the input or code it in overlapping chunks
 (`normalize=True` or `chunk_length_s` set, i.e. facebook/encodec_48khz). Their decoder needs
 a loudness scale per chunk besides the codes, which a token stream cannot carry, so loading
-one raises MmtokError.
+one raises MmtokError. HiggsAudioV2TokenizerModel is refused (it needs torchaudio; xcodec.py).
+NeuCodecModel is not loaded: it codes 16 kHz and decodes 24 kHz, and this contract has one
+sample rate (and its feature extractor needs torchaudio too).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +85,40 @@ class PretrainedAudioCodec(PretrainedAdapter, AudioTokenizer):
     @property
     def decode_lookahead(self) -> int:
         return self._decode_context[1]
+
+    # -- bitrates ---------------------------------------------------------------------
+    # levels -> the bandwidth (kbps) that names them, for families whose models only code the
+    # bitrates their config lists (EnCodec, Xcodec: `target_bandwidths`); set by `_setup`.
+    # Empty: any number of levels 1..num_quantizers, at the bitrate the codes carry.
+    _bandwidths: dict[int, float] = {}
+
+    def levels_for(self, kbps: float | None = None, num_quantizers: int | None = None) -> int:
+        if not self._bandwidths:
+            return super().levels_for(kbps, num_quantizers)
+        if kbps is not None and num_quantizers is None:
+            for levels, bandwidth in self._bandwidths.items():
+                if math.isclose(kbps, bandwidth, rel_tol=1e-6):
+                    return levels
+            raise MmtokError(f"{kbps:g} kbps is not a bitrate of this {self.hf_model_class}; choose --kbps from {self._choices()}")
+        levels = super().levels_for(kbps, num_quantizers)
+        if levels not in self._bandwidths:
+            raise MmtokError(f"--num-quantizers {levels} is not offered by this {self.hf_model_class}; choose from {self._choices()}")
+        return levels
+
+    def _choices(self) -> str:
+        return ", ".join(f"{bandwidth:g} kbps ({levels} levels)" for levels, bandwidth in sorted(self._bandwidths.items()))
+
+    def bitrates(self) -> dict[int, float]:
+        if not self._bandwidths:
+            return super().bitrates()
+        return {levels: float(bandwidth) for levels, bandwidth in sorted(self._bandwidths.items())}
+
+    def _bandwidth(self, levels: int) -> float:
+        """The bandwidth argument that makes the model code `levels` levels."""
+        bandwidth = self._bandwidths.get(levels)
+        if bandwidth is None:  # callers go through levels_for; this guards direct use
+            raise MmtokError(f"{self.hf_model_class} cannot code {levels} levels; choose from {self._choices()}")
+        return bandwidth
 
     # -- coding -----------------------------------------------------------------------
     def _encode(self, x: torch.Tensor, levels: int) -> torch.Tensor:

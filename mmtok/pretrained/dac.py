@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
-from mmtok.pretrained.receptive_field import Geometry, decoder_context, encoder_context
+from mmtok.pretrained.receptive_field import decoder_context, encoder_context, torch_conv_geometry
 from mmtok.quantize.nearest import cached_index
 from mmtok.tokenizer import register_kind
 
@@ -46,14 +46,8 @@ class HFDac(PretrainedAudioCodec):
         self.sample_rate, self.channels, self.codebook_size = c.sampling_rate, 1, c.codebook_size
         self.hop_length, self.num_quantizers = c.hop_length, c.n_codebooks
 
-        def geometry(m: nn.Module) -> Geometry | None:
-            if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):  # plain torch convs with symmetric padding
-                k = (m.kernel_size[0] - 1) * m.dilation[0] + 1
-                return k, m.stride[0], m.padding[0], isinstance(m, nn.ConvTranspose1d)
-            return None
-
-        self._encode_context = encoder_context(self.model.encoder.modules(), geometry)
-        self._decode_context = decoder_context(self.model.decoder.modules(), geometry)
+        self._encode_context = encoder_context(self.model.encoder.modules(), torch_conv_geometry)
+        self._decode_context = decoder_context(self.model.decoder.modules(), torch_conv_geometry)
 
     def _encode(self, x: torch.Tensor, levels: int) -> torch.Tensor:
         # in eval mode the quantizer stops after n_quantizers: audio_codes [B,levels,t]

@@ -15,6 +15,20 @@ from mmtok.pretrained.receptive_field import Geometry, decoder_context, encoder_
 from mmtok.tokenizer import register_kind
 
 
+def encodec_geometry(m: nn.Module) -> Geometry | None:
+    """EnCodec's padded convolutions, and their copies in other models: WavTokenizer's encoder
+    is EnCodec's, but transformers' modular converter gives it classes of its own
+    (WavTokenizerConv1d is not an EncodecConv1d), so they are recognised by their attributes."""
+    if hasattr(m, "padding_total") and hasattr(m, "causal"):  # EncodecConv1d and copies
+        total = int(m.padding_total)
+        return int(m.kernel_size), int(m.stride), total if m.causal else total - total // 2, False
+    if hasattr(m, "trim_right_ratio") and hasattr(m, "causal"):  # EncodecConvTranspose1d and copies
+        k, s = m.conv.kernel_size[0], m.conv.stride[0]
+        right = math.ceil((k - s) * m.trim_right_ratio) if m.causal else (k - s) // 2
+        return k, s, k - s - right, True
+    return None
+
+
 @register_kind
 class HFEncodec(PretrainedAudioCodec):
     """EnCodec (`transformers.EncodecModel`), e.g. hf:facebook/encodec_24khz: 24 kHz mono, hop
@@ -45,8 +59,6 @@ class HFEncodec(PretrainedAudioCodec):
             )
 
     def _setup(self, c: Any) -> None:
-        from transformers.models.encodec.modeling_encodec import EncodecConv1d, EncodecConvTranspose1d
-
         self.sample_rate, self.channels, self.codebook_size = c.sampling_rate, c.audio_channels, c.codebook_size
         self.hop_length = math.prod(c.upsampling_ratios)
         # levels -> the bandwidth (kbps) that gives them, as the model itself counts them
@@ -55,18 +67,8 @@ class HFEncodec(PretrainedAudioCodec):
             self._bandwidths.setdefault(self.model.quantizer.get_num_quantizers_for_bandwidth(bandwidth), bandwidth)
         self.num_quantizers = max(self._bandwidths)
 
-        def geometry(m: nn.Module) -> Geometry | None:
-            if isinstance(m, EncodecConv1d):
-                total = int(m.padding_total)
-                return int(m.kernel_size), int(m.stride), total if m.causal else total - total // 2, False
-            if isinstance(m, EncodecConvTranspose1d):
-                k, s = m.conv.kernel_size[0], m.conv.stride[0]
-                right = math.ceil((k - s) * m.trim_right_ratio) if m.causal else (k - s) // 2
-                return k, s, k - s - right, True
-            return None
-
-        self._encode_context = encoder_context(self.model.encoder.modules(), geometry)
-        self._decode_context = decoder_context(self.model.decoder.modules(), geometry)
+        self._encode_context = encoder_context(self.model.encoder.modules(), encodec_geometry)
+        self._decode_context = decoder_context(self.model.decoder.modules(), encodec_geometry)
         self._has_lstm = c.num_lstm_layers > 0
 
     @property
@@ -77,29 +79,9 @@ class HFEncodec(PretrainedAudioCodec):
     def decode_history(self) -> int:
         return self._decode_context[0] + (math.ceil(self.lstm_context_seconds * self.frame_rate) if self._has_lstm else 0)
 
-    def levels_for(self, kbps: float | None = None, num_quantizers: int | None = None) -> int:
-        if kbps is not None and num_quantizers is None:
-            for levels, bandwidth in self._bandwidths.items():
-                if math.isclose(kbps, bandwidth, rel_tol=1e-6):
-                    return levels
-            raise MmtokError(f"{kbps:g} kbps is not a bitrate of this EnCodec model; choose --kbps from {self._choices()}")
-        levels = super().levels_for(kbps, num_quantizers)
-        if levels not in self._bandwidths:
-            raise MmtokError(f"--num-quantizers {levels} is not offered by this EnCodec model; choose from {self._choices()}")
-        return levels
-
-    def _choices(self) -> str:
-        return ", ".join(f"{bandwidth:g} kbps ({levels} levels)" for levels, bandwidth in sorted(self._bandwidths.items()))
-
-    def bitrates(self) -> dict[int, float]:
-        return {levels: float(bandwidth) for levels, bandwidth in sorted(self._bandwidths.items())}
-
     def _encode(self, x: torch.Tensor, levels: int) -> torch.Tensor:
-        bandwidth = self._bandwidths.get(levels)
-        if bandwidth is None:  # callers go through levels_for; this guards direct use
-            raise MmtokError(f"EnCodec cannot code {levels} levels; choose from {self._choices()}")
         # audio_codes: [n_chunks, B, K, t]; one chunk, since chunk_length_s is None (checked at load)
-        out = self.model.encode(x, bandwidth=bandwidth, return_dict=True)
+        out = self.model.encode(x, bandwidth=self._bandwidth(levels), return_dict=True)
         return out.audio_codes[0]
 
     def _decode(self, codes: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,14 @@ from torch import nn
 Geometry = tuple[int, int, int, bool]
 
 
+def torch_conv_geometry(m: nn.Module) -> Geometry | None:
+    """Plain torch `Conv1d` / `ConvTranspose1d` with symmetric padding (DAC, Xcodec's DAC halves)."""
+    if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):
+        k = (m.kernel_size[0] - 1) * m.dilation[0] + 1
+        return k, m.stride[0], m.padding[0], isinstance(m, nn.ConvTranspose1d)
+    return None
+
+
 def encoder_context(modules: Iterable[nn.Module], geometry: Callable[[nn.Module], Geometry | None]) -> tuple[int, int]:
     """(past, future) input samples one code frame depends on beyond its own hop, for the
     convolutions among `modules` (in forward order; `geometry(m)` describes one or is None).
