@@ -64,14 +64,15 @@ demo: install
 	$(BIN)/mmtok generate --llm $(DEMO_OUT)/smollm2-mm -o $(DEMO_OUT)/smollm2-text.json --greedy --max-new-tokens 30 \
 		-p "The capital of France is" -p "A photo:" --media text --media image --image-grid 4x4
 	$(BIN)/mmtok detokenize --vocab $(DEMO_OUT)/smollm2-mm $(DEMO_OUT)/smollm2-text.json -o $(DEMO_OUT)/smollm2-generated
-	@echo "token files in $(DEMO_OUT)/{tokens,audio-tokens,video-tokens}, reconstructions in $(DEMO_OUT)/{recon,audio-recon,video-recon}"
-	@echo "LLM: extended checkpoint $(DEMO_OUT)/tiny-llm-mm, shards $(DEMO_OUT)/shards, generated media $(DEMO_OUT)/generated"
-	@echo "SmolLM2: extended checkpoint $(DEMO_OUT)/smollm2-mm, generated ids $(DEMO_OUT)/smollm2-text.json, decoded $(DEMO_OUT)/smollm2-generated"
-	# a small Llama trained for 12 CPU-minutes on the corpus's images (benchmarks/llm_learnability.py,
+	# a small Llama trained for 12 minutes on 2 shared CPU cores on the corpus's images (benchmarks/llm_learnability.py,
 	# benchmarks/checkpoints/learnability-scratch-llama/README.md): one image sampled under
 	# MediaLogitsProcessor and decoded; the untrained tiny Llama's sample is $(DEMO_OUT)/generated
 	$(BIN)/python benchmarks/llm_learnability.py --sample-from benchmarks/checkpoints/learnability-scratch-llama \
 		--samples 1 --sample-out $(DEMO_OUT)/trained-llm-image
+	@echo "token files in $(DEMO_OUT)/{tokens,audio-tokens,video-tokens}, reconstructions in $(DEMO_OUT)/{recon,audio-recon,video-recon}"
+	@echo "LLM: extended checkpoint $(DEMO_OUT)/tiny-llm-mm, shards $(DEMO_OUT)/shards, generated media $(DEMO_OUT)/generated"
+	@echo "SmolLM2: extended checkpoint $(DEMO_OUT)/smollm2-mm, generated ids $(DEMO_OUT)/smollm2-text.json, decoded $(DEMO_OUT)/smollm2-generated"
+	@echo "trained small Llama: sampled image in $(DEMO_OUT)/trained-llm-image"
 
 test: install
 	$(BIN)/python -m pytest -q

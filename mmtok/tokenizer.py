@@ -4,7 +4,10 @@ A tokenizer is a `torch.nn.Module` built from one frozen dataclass config:
 
 - `encode(x) -> codes`: media in [-1, 1] to integer codes, deterministic, no gradient.
   image `[B,3,H,W]` -> `[B,h,w]`; audio `[B,C,T]` -> `[B,K,t]`; video `[B,3,T,H,W]` -> `[B,t,h,w]`.
-- `decode(codes) -> x`: the inverse, same layout and range as `encode`'s input.
+- `decode(codes) -> x`: the inverse, same layout and range as `encode`'s input. Encode-only
+  tokenizers (`can_decode = False`: a pretrained VQ whose decoder was never released, e.g.
+  Chameleon's) make codes for LLM input only; their `decode` raises one MmtokError line,
+  and mmtok's decode paths call `require_decoder` before reading anything.
 - `codebook_sizes`: one size per code stream.
 - `save_pretrained(dir)` / `from_pretrained(dir)`: config.json + model.safetensors + README.md.
 - `fingerprint`: a hash of config and weights that token files record, so codes are never
@@ -199,6 +202,7 @@ class Tokenizer(nn.Module):
     media_types: ClassVar[tuple[str, ...]] = ()
     config_class: ClassVar[type]
     trainable: ClassVar[bool] = True  # False: loadable, but not a kind for `mmtok train` recipes
+    can_decode: ClassVar[bool] = True  # False: encode-only (see the module docstring)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -228,6 +232,15 @@ class Tokenizer(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def require_decoder(self, source: str = "") -> None:
+        """Raise MmtokError (one line naming `source`) if this tokenizer is encode-only."""
+        if not self.can_decode:
+            where = source or self.name_or_path or self.kind
+            raise MmtokError(
+                f"{where}: {self.kind} is encode-only (the model has no decoder): its codes are LLM input and cannot be "
+                "turned back into media; decode with a tokenizer that has a decoder"
+            )
 
     @contextlib.contextmanager
     def eval_mode(self):

@@ -72,6 +72,7 @@ def decode(inputs: tuple[Path, ...], tokenizer: str | None, out: Path, fmt: str 
     if tokenizer is None:
         tokenizer = _recorded_tokenizer(inputs)
     tok = mmtok.load(tokenizer)
+    tok.require_decoder(tokenizer)
     fmt = fmt or DEFAULT_FORMAT[tok.modality]
     if fmt not in FORMATS[tok.modality]:
         raise MmtokError(f"--format {fmt} does not fit a {tok.modality} tokenizer; use one of {FORMATS[tok.modality]}")

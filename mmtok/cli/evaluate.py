@@ -81,6 +81,8 @@ def evaluate(
     from mmtok.eval.report import Report
 
     toks = load_named(tokenizers)
+    for name, tok in toks.items():  # eval measures reconstructions
+        tok.require_decoder(name)
     modalities = {tok.modality for tok in toks.values()}
     if len(modalities) > 1:
         raise MmtokError(f"-t: tokenizers of different modalities ({', '.join(sorted(modalities))}); evaluate one modality at a time")

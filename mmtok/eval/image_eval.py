@@ -205,10 +205,19 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def _code_density(tok: Any) -> str:
+    """Where a tokenizer's codes come from: one per f x f pixels, or (a pretrained VQ behind its
+    image processor) a fixed grid of the image resized to the model's resolution."""
+    if tok.fixed_resolution:
+        h, w = tok.grid_shape(1, 1)
+        return f"{h}x{w} per image at any size (resized to the model's {tok.resolution}x{tok.resolution} first)"
+    return f"one per {tok.downsample}x{tok.downsample} pixels"
+
+
 def _summary_section(report: Report, tokenizers: Mapping[str, Any], files: list[Path], codecs: Mapping[str, CodecResult],
                      kmeans_fit: dict) -> None:
     section = report.section("What was measured")
-    toks = "; ".join(f"**{name}**: {tok.codebook_sizes[0]:,} codes, one per {tok.downsample}x{tok.downsample} pixels, "
+    toks = "; ".join(f"**{name}**: {tok.codebook_sizes[0]:,} codes, {_code_density(tok)}, "
                      f"{math.log2(tok.codebook_sizes[0]):.2f} bits per code" for name, tok in tokenizers.items())
     section.text(f"{len(files)} image files, each at its native size. {toks}.")
     section.text("Quality is measured on what a user gets back, the decoded image rounded to 8 bits: PSNR (dB) and SSIM on "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -43,6 +44,9 @@ class ImageTokenizer(Tokenizer):
     and `decoder`, and a config with a `downsample` property."""
 
     modality = "image"
+    # True: `encode` resizes every image to one model resolution (a pretrained VQ's image
+    # processor), so the grid does not grow with the image and large images are not tiled.
+    fixed_resolution: ClassVar[bool] = False
 
     @property
     def downsample(self) -> int:

@@ -41,16 +41,19 @@ def check_image_header(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, i
 
 
 def encode_batch(tok: ImageTokenizer, images: torch.Tensor) -> torch.Tensor:
-    """Same-size `[B,3,H,W]` uint8 images -> codes `[B,h,w]` (tiled one by one when large)."""
+    """Same-size `[B,3,H,W]` uint8 images -> codes `[B,h,w]` (tiled one by one when large,
+    unless the tokenizer resizes every image to its one resolution)."""
     height, width = images.shape[-2:]
-    if height * width > TILE_ABOVE_PIXELS:
+    if height * width > TILE_ABOVE_PIXELS and not tok.fixed_resolution:
         return torch.stack([encode_tiled(tok, image) for image in images])
     return tok.encode(to_model(images)).cpu()
 
 
 def decode_batch(tok: ImageTokenizer, codes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Codes `[B,h,w]` of same-size images -> `[B,3,H,W]` uint8 (tiled one by one when large)."""
-    if size[0] * size[1] > TILE_ABOVE_PIXELS:
+    """Codes `[B,h,w]` of same-size images -> `[B,3,H,W]` uint8 (tiled one by one when large,
+    unless the tokenizer decodes at its one resolution)."""
+    tok.require_decoder()
+    if size[0] * size[1] > TILE_ABOVE_PIXELS and not tok.fixed_resolution:
         return torch.stack([decode_tiled(tok, c, size) for c in codes])
     return from_model(tok.decode(codes, size).cpu())
 

@@ -166,8 +166,10 @@ def transcript(result: SequenceResult, text_tok, policy: str, index: int | None 
         stream = segment.stream
         j, name = files[id(segment)]
         label = f"{stream.name} {j}"
-        if name is None:
+        if name is None and stream.modality == "audio" and segment.codes.shape[1] == 0:
             line = f"*({label}: empty span at {segment.start})*"
+        elif name is None:
+            line = f"*({label}: not decoded, its tokenizer is encode-only)*"
         elif stream.modality == "image":
             line = f"![{label}]({name})"
         else:
@@ -185,8 +187,11 @@ def transcript(result: SequenceResult, text_tok, policy: str, index: int | None 
 # -- media ---------------------------------------------------------------------------
 @torch.no_grad()
 def _write_media(vocab: MediaVocab, segment: Segment, path: Path, fps: float) -> bool:
-    """Decode one media segment to `path`; False (nothing written) for an empty audio span."""
+    """Decode one media segment to `path`; False (nothing written) for an empty audio span or
+    an encode-only tokenizer."""
     tok = vocab.tokenizer(segment.stream.name)
+    if not tok.can_decode:  # an encode-only tokenizer (LLM input only): the transcript says so
+        return False
     codes = segment.codes
     modality = segment.stream.modality
     if modality == "image":

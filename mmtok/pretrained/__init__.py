@@ -12,12 +12,15 @@ order between families, no network call beyond fetching that config.json.
     registry.py        model_type -> adapter, and the loader
     submodel.py        reading a tokenizer out of a bigger checkpoint (Emu3's VQ beside its LLM)
     audio_codec.py     the shared audio codec base; receptive_field.py its chunking context
-    encodec.py dac.py mimi.py emu3.py   one family each
+    image_vq.py        the shared base of the fixed-resolution image VQs (their image processor in front)
+    encodec.py dac.py mimi.py emu3.py janus.py chameleon.py   one family each
 
 How to add a family (say transformers' `FooModel`, model_type "foo"):
 
 1. Write `mmtok/pretrained/foo.py` with one class, decorated with `@register_kind`:
    `class HFFoo(PretrainedAudioCodec)` for an audio codec, or
+   `class HFFoo(PretrainedImageVQ)` for an image VQ that an LLM reads at one resolution
+   behind its image processor (`image_vq.py`; `can_decode = False` when it has no decoder), or
    `class HFFoo(PretrainedAdapter, ImageTokenizer)` (media base second) otherwise. Set
    `kind = "hf-foo"`, `hf_model_class = "FooModel"`, `model_type = "foo"` (plus
    `exact_search`, `model_types`, `refused` or `media_types` where the family needs them;
@@ -38,4 +41,6 @@ FAMILIES: dict[str, str] = {
     "xcodec": "HFXcodec",
     "xcodec2": "HFXcodec2",
     "emu3": "Emu3VideoTokenizer",
+    "janus": "JanusImageTokenizer",
+    "chameleon": "ChameleonImageTokenizer",
 }
