@@ -163,7 +163,10 @@ def prepare(name: str, base: Path, work: Path, images: dict[str, Path], init: st
     extended = work / f"{name}-mm-{init}"
     if not (extended / "mmtok_vocab.json").is_file():
         shutil.rmtree(extended, ignore_errors=True)
-        mmtok_cli("extend", "--llm", str(base), "-o", str(extended), "-t", TOKENIZER, "--init", init)
+        # a random-init model has no text behaviour to keep, so extend's preservation check
+        # cannot pass on it (see mmtok/llm/preservation.py): the scratch model is written anyway
+        drift = ["--allow-drift"] if name == "scratch" else []
+        mmtok_cli("extend", "--llm", str(base), "-o", str(extended), "-t", TOKENIZER, "--init", init, *drift)
     out = {"model": extended}
     for half, folder in images.items():
         shards = work / f"{name}-tokens-{half}"
@@ -398,9 +401,9 @@ def markdown(res: dict, command: str) -> str:
                      f"{'below' if bits < b['uniform'] else 'still above'} uniform ({b['uniform']:.2f}).")
     if "text_bits" in res["models"].get("smollm2", {}):
         t = res["models"]["smollm2"]["text_bits"]
-        lines.append(f"- SmolLM2 text: extension alone raised the text loss from {t['base']:.2f} to {t['extended']:.2f} bits / "
-                     f"token (the new rows take probability mass, issue 13 item 1); training on images only brought it to "
-                     f"{t['trained']:.2f}: the base model's text behaviour is not back within this budget.")
+        lines.append(f"- SmolLM2 text, bits / token: base {t['base']:.2f}, extended before training {t['extended']:.2f} "
+                     f"(the extension's own change, which `mmtok extend` bounds), after training on images only "
+                     f"{t['trained']:.2f} (forgetting: {t['trained'] - t['base']:+.2f}).")
     rates = ", ".join(f"{name} ({m['params'] / 1e6:.1f} M) {m['images_seen'] / m['train']['cpu_seconds']:.3f}"
                       for name, m in res["models"].items() if m["train"].get("cpu_seconds"))
     lines += [f"- Images trained on per CPU-second: {rates}. At these rates a pretrained LLM needs CPU-hours, not "
