@@ -1,4 +1,5 @@
-"""Pretrained transformers codecs (EnCodec, DAC, Mimi, WavTokenizer, X-Codec) behind the audio contract.
+"""Pretrained transformers codecs (EnCodec, DAC, Mimi, WavTokenizer, X-Codec, X-Codec 2, NeuCodec)
+behind the audio contract.
 
 Every model is a tiny random-init one (tests/tiny_audio_codecs.py), saved with transformers'
 own `save_pretrained`, then loaded through `load_pretrained`. References are the transformers
@@ -13,6 +14,7 @@ import socket
 from pathlib import Path
 
 import huggingface_hub.constants
+import numpy as np
 import pytest
 import safetensors
 import soundfile as sf
@@ -27,17 +29,23 @@ from mmtok.pretrained.audio_codec import PretrainedAudioConfig, is_pretrained_sp
 from mmtok.pretrained.base import canonical_hf_config
 from mmtok.pretrained.dac import HFDac
 from mmtok.pretrained.encodec import HFEncodec
+from mmtok.pretrained.kaldi_fbank import semantic_features
 from mmtok.pretrained.mimi import HFMimi
+from mmtok.pretrained.neucodec import HFNeuCodec
 from mmtok.pretrained.wavtokenizer import HFWavTokenizer
 from mmtok.pretrained.xcodec import HFXcodec
-from mmtok.pretrained.xcodec2 import HFXcodec2, semantic_features
+from mmtok.pretrained.xcodec2 import HFXcodec2
 from mmtok.tokenizer import KINDS
 from mmtok.tokens_file import TokenFile
 
 torch.set_num_threads(1)
 
-NAMES = ("encodec", "dac", "mimi", "wavtokenizer", "xcodec", "xcodec2")
-CLASSES = {"encodec": HFEncodec, "dac": HFDac, "mimi": HFMimi, "wavtokenizer": HFWavTokenizer, "xcodec": HFXcodec, "xcodec2": HFXcodec2}
+NAMES = ("encodec", "dac", "mimi", "wavtokenizer", "xcodec", "xcodec2", "neucodec")
+CLASSES = {
+    "encodec": HFEncodec, "dac": HFDac, "mimi": HFMimi, "wavtokenizer": HFWavTokenizer, "xcodec": HFXcodec, "xcodec2": HFXcodec2,
+    "neucodec": HFNeuCodec,
+}
+FSQ = ("xcodec2", "neucodec")  # one FSQ codebook: rounding, no nearest-code search
 ENCODEC_BANDWIDTHS = {2: 1.5, 4: 3.0, 8: 6.0}  # levels -> kbps at 75 frames/s x 10 bits per level
 XCODEC_BANDWIDTHS = {1: 0.5, 2: 1.0, 4: 2.0}  # levels -> kbps at 50 frames/s x 10 bits per level
 
@@ -49,7 +57,9 @@ FACTS = {  # sample_rate, channels, hop_length, num_quantizers, codebook_size
     "wavtokenizer": (24000, 1, 600, 1, 64),
     "xcodec": (16000, 1, 320, 4, 1024),
     "xcodec2": (16000, 1, 320, 1, 64),
+    "neucodec": (16000, 1, 320, 1, 64),
 }
+OUTPUT_RATES = {"neucodec": 24000}  # decoders that write another rate than they read
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +86,11 @@ def direct_encode(name: str, model, x: torch.Tensor, levels: int) -> torch.Tenso
         if name == "xcodec":
             return model.encode(x, bandwidth=XCODEC_BANDWIDTHS[levels]).audio_codes
         if name == "xcodec2":  # with the adapter's fbank features (torchaudio's cannot be installed here)
-            return model.encode(x, semantic_features(x, 320)).audio_codes
+            return model.encode(x, semantic_features(x, pad=160)).audio_codes
+        if name == "neucodec":  # what NeuCodecFeatureExtractor gives for x of whole frames: one more
+            # frame of silence (one sample appended, padded to a multiple of 320), filter bank unpadded
+            x = torch.nn.functional.pad(x, (0, 320))
+            return model.encode(x, semantic_features(x, pad=0)).audio_codes
         return model.encode(x, num_quantizers=levels).audio_codes
 
 
@@ -86,7 +100,7 @@ def direct_decode(name: str, model, codes: torch.Tensor) -> torch.Tensor:
             return model.decode(codes[None], [None]).audio_values
         if name == "dac":
             return model.decode(audio_codes=codes).audio_values[:, None]
-        return model.decode(codes).audio_values  # Mimi, WavTokenizer, X-Codec, X-Codec 2
+        return model.decode(codes).audio_values  # Mimi, WavTokenizer, X-Codec, X-Codec 2, NeuCodec
 
 
 def half_second(tok, batch: int = 2) -> torch.Tensor:
@@ -106,13 +120,15 @@ def test_loads_from_a_folder_and_an_hf_spec(saved, name):
     assert tok.name_or_path == str(folder.resolve()) and via_hf.name_or_path == "hf:" + str(folder.resolve())
     assert not tok.training and not tok.model.training
     assert (tok.sample_rate, tok.channels, tok.hop_length, tok.num_quantizers, tok.codebook_size) == FACTS[name]
+    assert tok.output_sample_rate == OUTPUT_RATES.get(name, tok.sample_rate) == tok.describe()["output_sample_rate"]
+    assert tok.output_hop_length * tok.sample_rate == tok.hop_length * tok.output_sample_rate
     assert tok.codebook_sizes == [FACTS[name][4]] * FACTS[name][3]
     assert tok.fingerprint == via_hf.fingerprint
     assert tok.describe()["parameters"] == sum(p.numel() for p in saved[name][1].parameters())
     assert type(cls.from_pretrained(folder)) is cls
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "xcodec2"])  # X-Codec 2: FSQ, no search
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in FSQ])
 def test_codebooks_use_the_exact_search(saved, name):
     """Each family's table names its codebook module; every instance gets mmtok's search."""
     tok = load_pretrained(saved[name][0])
@@ -210,10 +226,11 @@ def test_decode_is_the_transformers_decode(saved, name):
     x = half_second(tok)
     codes = tok.encode(x)
     audio = tok.decode(codes)
-    length = codes.shape[-1] * tok.hop_length
+    length = codes.shape[-1] * tok.output_hop_length
     assert audio.shape == (2, tok.channels, length) and audio.dtype == torch.float32
     assert float(audio.abs().max()) <= 1 and float(audio.std()) > 1e-2
-    assert tok.decode(codes, length=x.shape[-1]).shape == x.shape
+    cropped = tok.decode(codes, length=x.shape[-1])  # the span of the input, at the output rate
+    assert cropped.shape[-1] == math.ceil(x.shape[-1] * tok.output_sample_rate / tok.sample_rate) and torch.equal(cropped, audio[..., : cropped.shape[-1]])
     reference = direct_decode(name, model, codes).clamp(-1, 1)
     n = reference.shape[-1]  # DAC with an odd stride decodes 8 samples short: the tail is silence
     assert n == (length - 8 if name == "dac" else length)
@@ -301,16 +318,17 @@ def test_wavtokenizer_has_one_level(saved):
         tok.levels_for(num_quantizers=2)
 
 
-def test_xcodec2_semantic_features():
-    """Kaldi fbank as Xcodec2FeatureExtractor lays it out: two 10 ms frames per code, 2 x 80
-    bins, each bin normalised over the item; each item on its own."""
+@pytest.mark.parametrize("pad, frames", [(160, 25), (0, 24)])  # X-Codec 2's padding, NeuCodec's
+def test_semantic_features(pad, frames):
+    """Kaldi fbank as Xcodec2FeatureExtractor / NeuCodecFeatureExtractor lay it out: two 10 ms
+    frames per code, 2 x 80 bins, each bin normalised over the item; each item on its own."""
     x = signal(2, 1, 25 * 320, 16000)
-    features = semantic_features(x, 320)
-    assert features.shape == (2, 25, 160) and features.dtype == torch.float32
-    frames = features.reshape(2, 50, 80)
-    assert frames.mean(1).abs().max() < 1e-4 and torch.allclose(frames.std(1), torch.ones(2, 80), atol=1e-3)
-    assert torch.equal(semantic_features(x[1:], 320)[0], features[1])
-    louder = semantic_features(2 * x, 320)  # log-mel shifts by log 4, which normalisation removes
+    features = semantic_features(x, pad)
+    assert features.shape == (2, frames, 160) and features.dtype == torch.float32
+    stacked = features.reshape(2, 2 * frames, 80)
+    assert stacked.mean(1).abs().max() < 1e-4 and torch.allclose(stacked.std(1), torch.ones(2, 80), atol=1e-3)
+    assert torch.equal(semantic_features(x[1:], pad)[0], features[1])
+    louder = semantic_features(2 * x, pad)  # log-mel shifts by log 4, which normalisation removes
     assert torch.allclose(louder, features, atol=1e-3)
 
 
@@ -324,6 +342,26 @@ def test_xcodec2_refuses_configs_its_features_do_not_fit(tmp_path):
     model.save_pretrained(folder)
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(MmtokError, match="does not line up with its semantic features"):
+        load_pretrained(folder)
+
+
+def test_neucodec_reads_16_khz_and_writes_24_khz(saved):
+    tok = load_pretrained(saved["neucodec"][0])
+    assert tok.frame_rate == 50 and tok.tokens_per_second() == 50 and tok.bitrates() == {1: 0.3}  # 50 x 6 bits
+    assert (tok.output_sample_rate, tok.output_hop_length, tok.output_length(8007)) == (24000, 480, 12011)
+    assert "sample rate: 16000 Hz in, 24000 Hz out" in tok._model_card()
+
+
+@pytest.mark.parametrize("change, needle", [
+    (dict(downsampling_ratios=[2, 2, 4, 4, 4]), "does not line up with its semantic features"),  # hop 256
+    (dict(output_sampling_rate=11025), "gives no whole number of decoded samples per frame"),  # 220.5 per 320
+])
+def test_neucodec_refuses_configs_it_cannot_frame(saved, tmp_path, change, needle):
+    folder = tmp_path / "neucodec"
+    saved["neucodec"][1].save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(MmtokError, match=needle):
         load_pretrained(folder)
 
 
@@ -558,6 +596,18 @@ def test_chunked_wavtokenizer_decode_needs_its_context(saved):
     assert same == 1.0 and diff > 0.05  # measured: 1.0 (this LSTM forgets fast) and 0.19 (audio std 0.10)
 
 
+def test_chunked_neucodec_is_exact_within_its_context(saved):
+    """As X-Codec 2: the w2v-BERT encoder and the decoder's attention see the whole signal;
+    20 s of context around each window covers this one, less does not."""
+    tok = load_pretrained(saved["neucodec"][0])
+    assert tok.context_seconds == 20.0 and tok.decode_history == tok.decode_lookahead == 1000  # 20 s at 50 frames/s
+    same, diff = chunked_vs_whole(tok)  # chunked decoding steps 480 output samples per frame
+    assert same == 1.0 and diff < 1e-5  # measured: 1.0 and 0.0
+    tok.context_seconds = 0.1
+    same, diff = chunked_vs_whole(tok)
+    assert 0.8 < same < 1.0 and diff > 0.05  # measured: 0.92 and 0.22 (at 0.5 s: 1.0 and 0.084)
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "mimi"])
 def test_file_coding_is_whole_signal_coding(saved, tmp_path, name):
     """The documented default that keeps codes exact: float32, one file at a time, a file
@@ -587,6 +637,30 @@ def test_cli_with_wavtokenizer(saved, tmp_path):
     assert sf.info(tmp_path / "out.wav").frames == 22050
     info = run_mmtok("info", folder)
     assert info.returncode == 0 and "hf-wavtokenizer" in info.stdout and "tokens_per_second_by_levels" in info.stdout
+
+
+def test_cli_roundtrip_restores_rate_and_length_with_neucodec(saved, tmp_path):
+    """NeuCodec reads 16 kHz and writes 24 kHz: `mmtok decode` resamples the 24 kHz output to
+    the file's 44.1 kHz and trims it to the file's length; the content is the decoder's."""
+    import soxr
+
+    folder = saved["neucodec"][0]
+    tok = load_pretrained(folder)
+    write_sample_audio(tmp_path / "in.wav", 0.61, 44100, seed=3)
+    result = run_mmtok("encode", tmp_path / "in.wav", "-t", f"hf:{folder}", "-o", tmp_path / "in.mmtok")
+    assert result.returncode == 0, result.stderr
+    tf = TokenFile.load(tmp_path / "in.mmtok")
+    assert tf.tokenizer == "hf-neucodec" and tf.codes.shape == (1, 31)  # ceil(0.61 s x 50 frames/s)
+    result = run_mmtok("decode", tmp_path / "in.mmtok", "-o", tmp_path / "out.wav")
+    assert result.returncode == 0, result.stderr
+    out, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == 44100 and out.shape == (26901,)  # 0.61 s at 44.1 kHz
+    decoded = tok.decode(tf.codes[None], length=tf.original["codec_samples"])[0, 0].numpy()  # 24 kHz
+    expected = soxr.resample(decoded, 24000, 44100, quality="HQ")
+    assert expected.shape == out.shape and float(expected.std()) > 1e-2
+    assert float(np.abs(expected - out).max()) < 1e-3  # measured: 3.1e-5 (16-bit rounding; audio std 0.05)
+    info = run_mmtok("info", f"hf:{folder}")
+    assert info.returncode == 0 and "output_sample_rate: 24000" in info.stdout
 
 
 def test_xcodec_extends_an_llm_and_pretokenizes(saved, tmp_path, llm_dir):

@@ -1,6 +1,6 @@
-"""Tiny random-init transformers audio codecs (EnCodec, DAC, Mimi, WavTokenizer, X-Codec) for
-tests/test_audio_pretrained.py and benchmarks/pretrained_guarantees.py: small configs (seconds to
-build and run), with codebooks seeded from the model's own latents (transformers initialises
+"""Tiny random-init transformers audio codecs (EnCodec, DAC, Mimi, WavTokenizer, X-Codec,
+X-Codec 2, NeuCodec) for tests/test_audio_pretrained.py and benchmarks/pretrained_guarantees.py:
+small configs (seconds to build and run), with codebooks seeded from the model's own latents (transformers initialises
 EnCodec, Mimi, WavTokenizer and X-Codec codebooks to zeros, which would code everything as 0)
 and decoders scaled to about half full scale. The weights are random: they exercise the code
 paths, not audio quality.
@@ -18,6 +18,8 @@ from transformers import (
     EncodecModel,
     MimiConfig,
     MimiModel,
+    NeuCodecConfig,
+    NeuCodecModel,
     WavTokenizerConfig,
     WavTokenizerModel,
     Xcodec2Config,
@@ -195,8 +197,20 @@ def tiny_xcodec() -> XcodecModel:
 def tiny_xcodec2() -> Xcodec2Model:
     """16 kHz mono, hop 320 (50 frames/s), one FSQ codebook of 4 x 4 x 4 = 64 codes; a one-layer
     w2v-BERT of width 8 and a one-layer decoder transformer of width 32 (its GroupNorms need 32)."""
+    return tiny_w2v_bert_fsq_codec(Xcodec2Config, Xcodec2Model)
+
+
+@torch.no_grad()
+def tiny_neucodec() -> NeuCodecModel:
+    """X-Codec 2's tiny config as a NeuCodec: reads 16 kHz (hop 320, 50 frames/s), decodes 24 kHz
+    (480 samples per frame), one FSQ codebook of 64 codes."""
+    return tiny_w2v_bert_fsq_codec(NeuCodecConfig, NeuCodecModel)
+
+
+def tiny_w2v_bert_fsq_codec(config_class, model_class):
+    """The X-Codec 2 family (X-Codec 2, NeuCodec): w2v-BERT semantic encoder, acoustic encoder, FSQ."""
     torch.manual_seed(0)
-    config = Xcodec2Config(
+    config = config_class(
         hidden_size=32,
         intermediate_size=32,
         num_hidden_layers=1,
@@ -217,7 +231,7 @@ def tiny_xcodec2() -> Xcodec2Model:
             max_source_positions=64,
         ),
     )
-    model = Xcodec2Model(config).eval()
+    model = model_class(config).eval()
     # The init (std 0.02 through ~30 layers) makes an encoder whose output is ~5e-8 and one
     # code for everything: unit gain outside the semantic model.
     unit_gain([m for name, m in model.named_modules() if not name.startswith("semantic_encoder")])
@@ -231,4 +245,5 @@ BUILDERS = {
     "wavtokenizer": tiny_wavtokenizer,
     "xcodec": tiny_xcodec,
     "xcodec2": tiny_xcodec2,
+    "neucodec": tiny_neucodec,
 }

@@ -2,6 +2,9 @@
 
 Layout: audio `[B,C,T]` float in [-1,1] at `sample_rate`; codes `[B,K,t]` int64, `K`
 residual levels (the first `k` alone are a valid lower-bitrate code), `t = ceil(T / hop)`.
+Decoded audio is `[B,C,t*output_hop_length]` at `output_sample_rate`, which is `sample_rate`
+unless the decoder writes another rate (NeuCodec reads 16 kHz and writes 24 kHz); whoever
+writes or compares decoded audio uses the output rate and `output_length`.
 
 Long audio and real-time use go through `StreamingEncoder` / `StreamingDecoder`: each step
 codes a window made of the new material plus `history` of real left context (and, for
@@ -38,6 +41,20 @@ class AudioTokenizer(Tokenizer):
     discriminators: tuple[str, ...] = ("ms-stft",)
 
     @property
+    def output_sample_rate(self) -> int:
+        """Sample rate of decoded audio: `sample_rate` unless the decoder writes another."""
+        return self.sample_rate
+
+    @property
+    def output_hop_length(self) -> int:
+        """Decoded samples per code frame (at `output_sample_rate`)."""
+        return self.hop_length * self.output_sample_rate // self.sample_rate
+
+    def output_length(self, num_samples: int) -> int:
+        """Decoded samples that span `num_samples` input samples (rounded up)."""
+        return -(-num_samples * self.output_sample_rate // self.sample_rate)
+
+    @property
     def encode_history(self) -> int:
         """Past samples (beyond the current frame) an encoded frame depends on."""
         raise NotImplementedError
@@ -62,7 +79,7 @@ class AudioTokenizer(Tokenizer):
         raise NotImplementedError
 
     def _decode_frames(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes `[B,k,t]` -> audio `[B,C,t*hop]` (unclamped)."""
+        """codes `[B,k,t]` -> audio `[B,C,t*output_hop_length]` (unclamped)."""
         raise NotImplementedError
 
     # -- bitrate -----------------------------------------------------------------------
@@ -100,7 +117,7 @@ class AudioTokenizer(Tokenizer):
         """Tokens first (per second of audio, for every level count), then bitrates and facts."""
         levels = self.bitrates()
         return {"tokens_per_second_by_levels": {k: self.tokens_per_second(k) for k in levels}, "kbps_by_levels": levels,
-                **super().describe(), "sample_rate": self.sample_rate, "channels": self.channels,
+                **super().describe(), "sample_rate": self.sample_rate, "output_sample_rate": self.output_sample_rate, "channels": self.channels,
                 "hop_length": self.hop_length, "frame_rate": self.frame_rate}
 
     def tokens_per_second(self, levels: int | None = None) -> float:
@@ -134,12 +151,13 @@ class AudioTokenizer(Tokenizer):
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """codes `[B,k,t]` (k <= K: the first k levels) -> audio `[B,C,t*hop]` in [-1,1],
-        cropped to `length` samples if given."""
+        """codes `[B,k,t]` (k <= K: the first k levels) -> audio `[B,C,t*output_hop_length]` in
+        [-1,1] at `output_sample_rate`; with `length` (the encoded input's samples, at
+        `sample_rate`), cropped to the `output_length(length)` samples that span it."""
         self._check_codes_layout(codes)
         with self.eval_mode():
             x = self._decode_frames(codes.to(self.device).long()).clamp(-1, 1)
-        return x if length is None else x[..., :length]
+        return x if length is None else x[..., : self.output_length(length)]
 
     def check_codes(self, codes: torch.Tensor, source: str = "codes") -> None:
         super().check_codes(codes, source)
@@ -183,7 +201,7 @@ class AudioTokenizer(Tokenizer):
         step = dec.chunk_frames
         parts = [dec.push(codes[..., i : i + step]) for i in range(0, codes.shape[-1], step)]
         x = torch.cat([*parts, dec.flush()], dim=-1)
-        return x if length is None else x[..., :length]
+        return x if length is None else x[..., : self.output_length(length)]
 
 
 class StreamingEncoder:
@@ -264,7 +282,7 @@ class StreamingDecoder:
     """
 
     def __init__(self, tok: AudioTokenizer, chunk_seconds: float = 10.0):
-        self.tok, self.hop = tok, tok.hop_length
+        self.tok, self.hop = tok, tok.output_hop_length  # decoded samples per frame
         self.chunk_frames = max(1, round(chunk_seconds * tok.frame_rate))
         self.history, self.lookahead = tok.decode_history, tok.decode_lookahead
         self.buffer: torch.Tensor | None = None

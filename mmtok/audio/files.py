@@ -4,10 +4,11 @@
     decode_audio_files(tok, ["tokens/"], Path("recon/"))
 
 Encoding reads blocks (resampled to the tokenizer's rate, mixed to its channels) into a
-`StreamingEncoder`; decoding feeds a `StreamingDecoder` into an `AudioWriter` (inside
-`atomic_write`) at the file's original sample rate, trimmed to its original length. Peak memory is a few chunks,
+`StreamingEncoder`; decoding feeds a `StreamingDecoder` (audio at the tokenizer's
+`output_sample_rate`) into an `AudioWriter` (inside `atomic_write`) that resamples to the
+file's original sample rate, trimmed to its original length. Peak memory is a few chunks,
 not the file. The token file's `original` records `sample_rate`, `channels`,
-`num_samples` (at the original rate) and `codec_samples` (at the tokenizer's rate).
+`num_samples` (at the original rate) and `codec_samples` (at the tokenizer's input rate).
 Decoded files have the tokenizer's channel count (a mono codec gives mono files).
 """
 
@@ -59,16 +60,18 @@ def decode_audio(
     rate, length, codec_samples = _original(tf, source, tok)
     check_write_suffix(out)
 
+    decoded_samples = tok.output_length(codec_samples)  # the encoded samples, at the decoder's rate
+
     def write(tmp: Path) -> None:
         decoder = tok.stream_decoder(chunk_seconds)
         emitted = 0
-        with AudioWriter(tmp, tok.sample_rate, rate, tok.channels, num_samples=length) as writer:
+        with AudioWriter(tmp, tok.output_sample_rate, rate, tok.channels, num_samples=length) as writer:
             for piece in _decoded_pieces(decoder, tf.codes, decoder.chunk_frames):
-                piece = piece[0, :, : max(codec_samples - emitted, 0)]  # drop the padding of the last frame
+                piece = piece[0, :, : max(decoded_samples - emitted, 0)]  # drop the padding of the last frame
                 emitted += piece.shape[-1]
                 writer.write(piece)
                 if on_progress:
-                    on_progress(piece.shape[-1] / tok.sample_rate)
+                    on_progress(piece.shape[-1] / tok.output_sample_rate)
 
     atomic_write(out, write)
     return out

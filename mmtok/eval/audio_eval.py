@@ -219,7 +219,7 @@ def measure(m: Measurements, examples: list[Path], progress: bool) -> None:
                 start = time.perf_counter()
                 y = tok.decode_chunked(codes[:, :levels], length=x.shape[-1])[0]
                 timings["decode"][name] += time.perf_counter() - start
-                y = to_evaluation(y, tok.sample_rate, m.rate)
+                y = to_evaluation(y, tok.output_sample_rate, m.rate)
                 start = time.perf_counter()
                 row = {"file": path.name, "method": name, "tokens_per_second": tok.tokens_per_second(levels),
                        "kbps_spent": spent_kbps(tok, codes.shape[-1], levels, x.shape[-1] / tok.sample_rate), "kbps_asked": asked,

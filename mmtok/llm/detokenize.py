@@ -211,15 +211,16 @@ def _write_media(vocab: MediaVocab, segment: Segment, path: Path, fps: float) ->
 
 
 def _write_audio(tok, codes: torch.Tensor, path: Path) -> None:
-    """Codes `[K,t]` -> `path` (wav) at the tokenizer's rate, decoded in chunks."""
+    """Codes `[K,t]` -> `path` (wav) at the tokenizer's output rate, decoded in chunks."""
     from mmtok.media.audio import AudioWriter
 
-    samples = codes.shape[1] * tok.hop_length
+    samples = codes.shape[1] * tok.output_hop_length
+    rate = tok.output_sample_rate
 
     def write(tmp: Path) -> None:
         decoder = tok.stream_decoder(AUDIO_CHUNK_SECONDS)
         step = decoder.chunk_frames
-        with AudioWriter(tmp, tok.sample_rate, tok.sample_rate, tok.channels, num_samples=samples) as writer:
+        with AudioWriter(tmp, rate, rate, tok.channels, num_samples=samples) as writer:
             for i in range(0, codes.shape[1], step):
                 writer.write(decoder.push(codes[None, :, i : i + step])[0])
             writer.write(decoder.flush()[0])

@@ -12,6 +12,7 @@ order between families, no network call beyond fetching that config.json.
     registry.py        model_type -> adapter, and the loader
     submodel.py        reading a tokenizer out of a bigger checkpoint (Emu3's VQ beside its LLM)
     audio_codec.py     the shared audio codec base; receptive_field.py its chunking context
+    kaldi_fbank.py     the w2v-BERT filter-bank features of X-Codec 2 and NeuCodec (without torchaudio)
     image_vq.py        the shared base of the fixed-resolution image VQs (their image processor in front)
     encodec.py dac.py mimi.py emu3.py janus.py chameleon.py   one family each
 
@@ -40,6 +41,7 @@ FAMILIES: dict[str, str] = {
     "wavtokenizer": "HFWavTokenizer",
     "xcodec": "HFXcodec",
     "xcodec2": "HFXcodec2",
+    "neucodec": "HFNeuCodec",
     "emu3": "Emu3VideoTokenizer",
     "janus": "JanusImageTokenizer",
     "chameleon": "ChameleonImageTokenizer",

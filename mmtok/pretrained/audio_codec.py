@@ -1,9 +1,9 @@
 """Pretrained audio codecs from transformers (EnCodec, DAC, Mimi, WavTokenizer, X-Codec,
-X-Codec 2) behind mmtok's audio contract.
+X-Codec 2, NeuCodec) behind mmtok's audio contract.
 
     tok = mmtok.load("hf:facebook/encodec_24khz")   # a hub id, hf:/local/dir, or a local folder
     codes = tok.encode(x)        # [B,C,T] float in [-1,1] at tok.sample_rate -> [B,K,ceil(T/hop)] int64
-    x2 = tok.decode(codes)       # -> [B,C,t*hop] float in [-1,1]
+    x2 = tok.decode(codes)       # -> [B,C,t*output_hop_length] float in [-1,1] at tok.output_sample_rate
 
 One kind per model (a module each); codes are exactly what the model's own `encode` returns
 when called with the matching explicit number of levels:
@@ -15,6 +15,7 @@ when called with the matching explicit number of levels:
     hf-wavtokenizer  WavTokenizerModel  1 (one codebook of 4096)                  sampling_rate / prod(upsampling_ratios)
     hf-xcodec        XcodecModel        those of config.target_bandwidths         sample_rate / prod(acoustic downsampling_ratios)
     hf-xcodec2       Xcodec2Model       1 (one FSQ codebook of 65,536)            sampling_rate / prod(downsampling_ratios)
+    hf-neucodec      NeuCodecModel      1 (one FSQ codebook of 65,536)            input_sampling_rate / prod(downsampling_ratios)
 
 transformers gives these models a common base class (`PreTrainedAudioTokenizerBase`), but it
 only declares `encode` / `decode`: their arguments (bandwidth, n_quantizers, num_quantizers,
@@ -24,15 +25,14 @@ else (framing, padding, chunking, bitrates by target bandwidth, the model card) 
 Chunked coding (`encode_chunked` / `decode_chunked` / the streams) is exact for DAC (and
 X-Codec's decoder), whose convolutions have a finite receptive field, and approximate where
 an LSTM or attention sees the whole signal (EnCodec, Mimi, WavTokenizer, X-Codec's encoder,
-X-Codec 2): see each class, and benchmarks/results/pretrained_guarantees.md for measured
+X-Codec 2, NeuCodec): see each class, and benchmarks/results/pretrained_guarantees.md for measured
 agreement.
 
 Not supported: EnCodec configs that normalise the input or code it in overlapping chunks
 (`normalize=True` or `chunk_length_s` set, i.e. facebook/encodec_48khz). Their decoder needs
 a loudness scale per chunk besides the codes, which a token stream cannot carry, so loading
 one raises MmtokError. HiggsAudioV2TokenizerModel is refused (it needs torchaudio; xcodec.py).
-NeuCodecModel is not loaded: it codes 16 kHz and decodes 24 kHz, and this contract has one
-sample rate (and its feature extractor needs torchaudio too).
+NeuCodec codes 16 kHz and decodes 24 kHz: its `output_sample_rate` (see `mmtok.audio.base`).
 """
 
 from __future__ import annotations
@@ -141,12 +141,12 @@ class PretrainedAudioCodec(PretrainedAdapter, AudioTokenizer):
         return codes.long()
 
     def _decode_frames(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes `[B,k,t]` -> audio `[B,C,t*hop]` float32 (unclamped)."""
+        """codes `[B,k,t]` -> audio `[B,C,t*output_hop_length]` float32 (unclamped)."""
         audio = self._decode(codes).float()
         # DAC with odd strides (e.g. the 24 kHz model, ratios 2,4,5,8) decodes a few samples
         # short: its transposed convolutions trim ceil(s/2) samples on each side. The missing
         # samples are at the end, so pad them with silence to keep audio and frames aligned.
-        length = codes.shape[-1] * self.hop_length
+        length = codes.shape[-1] * self.output_hop_length
         if audio.shape[-1] < length:
             return nn.functional.pad(audio, (0, length - audio.shape[-1]))
         return audio[..., :length]
@@ -157,8 +157,11 @@ class PretrainedAudioCodec(PretrainedAdapter, AudioTokenizer):
 
     def _card_facts(self) -> list[str]:
         rates = ", ".join(f"{k} levels = {kbps:g} kbps" for k, kbps in self.bitrates().items())
+        rate = f"{self.sample_rate} Hz"
+        if self.output_sample_rate != self.sample_rate:
+            rate = f"{self.sample_rate} Hz in, {self.output_sample_rate} Hz out"
         return [
-            f"sample rate: {self.sample_rate} Hz, {self.channels} channel(s), {self.frame_rate:g} frames/s",
+            f"sample rate: {rate}, {self.channels} channel(s), {self.frame_rate:g} frames/s",
             f"{self.codebook_size} codes per level; {rates}",
         ]
 

@@ -2,61 +2,21 @@
 
 The model's `encode` takes the waveform and, for its w2v-BERT semantic encoder, log-mel
 filter banks that transformers' `Xcodec2FeatureExtractor` computes with torchaudio's Kaldi
-fbank. torchaudio has no build for the torch mmtok runs on, so `semantic_features` computes
-the same Kaldi fbank with transformers' numpy `audio_utils` (as its SeamlessM4T feature
-extractor does). Not checked here against torchaudio (it cannot be installed); codes are
-exactly the model's own `encode` given these features.
+fbank; `mmtok.pretrained.kaldi_fbank` computes the same without torchaudio (see there for how
+closely). Codes are exactly the model's own `encode` given these features.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from mmtok.errors import MmtokError
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
+from mmtok.pretrained.kaldi_fbank import FBANK_RATE, SEMANTIC_HOP, semantic_features
 from mmtok.tokenizer import register_kind
-
-# Xcodec2FeatureExtractor's filter bank: 16 kHz, 25 ms frames every 10 ms, 80 mel bins, pairs
-# of frames stacked (stride 2), so one semantic frame per 320 samples.
-FBANK_RATE, FRAME_LENGTH, FRAME_SHIFT, MEL_BINS, STACK = 16000, 400, 160, 80, 2
-
-
-@functools.cache
-def _fbank_tables() -> tuple[np.ndarray, np.ndarray]:
-    from transformers.audio_utils import mel_filter_bank, window_function
-
-    mel = mel_filter_bank(
-        num_frequency_bins=257, num_mel_filters=MEL_BINS, min_frequency=20, max_frequency=FBANK_RATE // 2,
-        sampling_rate=FBANK_RATE, norm=None, mel_scale="kaldi", triangularize_in_mel_space=True,
-    )
-    return mel, window_function(FRAME_LENGTH, "povey", periodic=False)
-
-
-def semantic_features(x: torch.Tensor, hop_length: int) -> torch.Tensor:
-    """`[B,1,T]` 16 kHz, T a multiple of `hop_length` (320) -> `[B,T/320,160]` float32: per
-    item, Kaldi log-mel fbank (int16 scale, povey window, pre-emphasis 0.97, DC removed, no
-    dither) of the signal padded by hop/2 on each side, normalised per mel bin over the item
-    (unbiased variance), pairs of frames stacked; what Xcodec2FeatureExtractor computes."""
-    from transformers.audio_utils import spectrogram
-
-    mel, window = _fbank_tables()
-    items = []
-    for wave in x[:, 0].double().cpu().numpy():
-        wave = np.pad(wave, (hop_length // 2, hop_length // 2))
-        fbank = spectrogram(
-            wave * 2**15, window, frame_length=FRAME_LENGTH, hop_length=FRAME_SHIFT, fft_length=512, power=2.0,
-            center=False, preemphasis=0.97, mel_filters=mel, log_mel="log", mel_floor=1.192092955078125e-07,
-            remove_dc_offset=True,
-        ).T  # [frames, 80]
-        fbank = (fbank - fbank.mean(0)) / np.sqrt(fbank.var(0, ddof=1) + 1e-7)
-        frames = len(fbank) // STACK * STACK
-        items.append(fbank[:frames].reshape(frames // STACK, MEL_BINS * STACK))
-    return torch.from_numpy(np.stack(items)).to(x.device, torch.float32)
 
 
 @register_kind
@@ -82,10 +42,10 @@ class HFXcodec2(PretrainedAudioCodec):
 
     @classmethod
     def check_hf_config(cls, hf_config: Any, source: str) -> None:
-        if hf_config.sampling_rate != FBANK_RATE or hf_config.hop_length != FRAME_SHIFT * STACK:
+        if hf_config.sampling_rate != FBANK_RATE or hf_config.hop_length != SEMANTIC_HOP:
             raise MmtokError(
                 f"{source}: this X-Codec 2 config (sampling_rate {hf_config.sampling_rate}, hop {hf_config.hop_length}) does not "
-                f"line up with its semantic features ({FBANK_RATE} Hz, one per {FRAME_SHIFT * STACK} samples); mmtok needs both"
+                f"line up with its semantic features ({FBANK_RATE} Hz, one per {SEMANTIC_HOP} samples); mmtok needs both"
             )
 
     def _setup(self, c: Any) -> None:
@@ -109,7 +69,7 @@ class HFXcodec2(PretrainedAudioCodec):
         return math.ceil(self.context_seconds * self.frame_rate)
 
     def _encode(self, x: torch.Tensor, levels: int) -> torch.Tensor:
-        features = semantic_features(x, self.hop_length).to(x.dtype)
+        features = semantic_features(x, pad=self.hop_length // 2).to(x.dtype)
         return self.model.encode(x, features, return_dict=True).audio_codes  # [B,1,t]
 
     def _decode(self, codes: torch.Tensor) -> torch.Tensor:
