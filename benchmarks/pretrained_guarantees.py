@@ -1,7 +1,7 @@
 """What the pretrained audio adapters guarantee, measured: codes equal to transformers', chunked
 (bounded-memory) coding vs whole-file coding, batch invariance, half precision.
 
-For each family (EnCodec, DAC, Mimi, WavTokenizer, X-Codec, X-Codec 2) a tiny random-init model
+For each family (EnCodec, DAC, Mimi, WavTokenizer, X-Codec, X-Codec 2, NeuCodec) a tiny random-init model
 (tests/tiny_audio_codecs.py, the test suite's) is loaded through `mmtok.load` from a folder
 written by transformers' `save_pretrained`, and run on the committed speech / music samples
 (tests/media/audio, resampled to the model's rate). Columns, all in % of codes (or max |diff|):
@@ -12,7 +12,7 @@ written by transformers' `save_pretrained`, and run on the committed speech / mu
   use (`mmtok.audio.files.CHUNK_SECONDS`); `chunked dec`: max |decode_chunked - decode| of the
   same codes (audio in [-1,1]); `long enc` / `long dec`: the same at 10 s chunks on a long
   input (both samples, three times: 44 s), longer than the 20 s context of the families whose
-  codes depend on the whole signal (WavTokenizer, X-Codec, X-Codec 2).
+  codes depend on the whole signal (WavTokenizer, X-Codec, X-Codec 2, NeuCodec).
 - `batch`: both files in one zero-padded batch vs one at a time, over each file's own frames.
 - `fp16` / `bf16`: codes with the model cast to that dtype vs float32 (CPU; "error" when the
   CPU kernels refuse the dtype).
@@ -40,7 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # mmtok from this checkout; the
 import mmtok  # noqa: E402
 from mmtok.audio.files import CHUNK_SECONDS  # noqa: E402
 from mmtok.media.audio import read_audio  # noqa: E402
-from mmtok.pretrained.xcodec2 import semantic_features  # noqa: E402
+from mmtok.pretrained.kaldi_fbank import semantic_features  # noqa: E402
 from tiny_audio_codecs import BUILDERS  # noqa: E402
 
 SAMPLES = sorted((ROOT / "tests" / "media" / "audio").glob("*.flac"))
@@ -62,7 +62,10 @@ def transformers_encode(name: str, model, x: torch.Tensor, tok) -> torch.Tensor:
     if name == "xcodec":
         return model.encode(x, bandwidth=tok.bitrates()[levels]).audio_codes
     if name == "xcodec2":  # with the adapter's Kaldi fbank (torchaudio's cannot be installed here)
-        return model.encode(x, semantic_features(x, tok.hop_length)).audio_codes
+        return model.encode(x, semantic_features(x, pad=tok.hop_length // 2)).audio_codes
+    if name == "neucodec":  # as NeuCodecFeatureExtractor pads x of whole frames: one frame of silence more
+        x = torch.nn.functional.pad(x, (0, tok.hop_length))
+        return model.encode(x, semantic_features(x, pad=0)).audio_codes
     return model.encode(x).audio_codes  # wavtokenizer
 
 
@@ -74,7 +77,8 @@ def whole_frames(x: torch.Tensor, hop: int) -> torch.Tensor:
 def measure(name: str, folder: Path, model, chunk: float) -> dict:
     tok = mmtok.load(folder)
     clips = [read_audio(path, tok.sample_rate, tok.channels)[None] for path in SAMPLES]  # [1,C,T] each
-    row: dict = {"family": tok.kind, "tokens/s": tok.tokens_per_second(), "rate": tok.sample_rate}
+    rate = tok.sample_rate if tok.output_sample_rate == tok.sample_rate else f"{tok.sample_rate} -> {tok.output_sample_rate}"
+    row: dict = {"family": tok.kind, "tokens/s": tok.tokens_per_second(), "rate": rate}
     start = time.perf_counter()
     alone = [tok.encode(x) for x in clips]
     row["= hf"] = min(percent_equal(c, transformers_encode(name, model, whole_frames(x, tok.hop_length), tok)) for c, x in zip(alone, clips))

@@ -663,6 +663,21 @@ def test_cli_roundtrip_restores_rate_and_length_with_neucodec(saved, tmp_path):
     assert info.returncode == 0 and "output_sample_rate: 24000" in info.stdout
 
 
+def test_llm_detokenize_writes_neucodec_audio_at_its_output_rate(saved, tmp_path):
+    """Generated NeuCodec codes become a 24 kHz wav of 480 samples per frame: the decoder's output."""
+    from mmtok.llm import MediaVocab
+    from mmtok.llm.detokenize import detokenize
+
+    tok = load_pretrained(saved["neucodec"][0])
+    vocab = MediaVocab.create({"audio": tok}, 400)
+    codes = torch.randint(0, 64, (1, 6), generator=torch.Generator().manual_seed(0))
+    detokenize(vocab, [vocab.encode_codes(codes, "audio")], tmp_path / "out")
+    audio, rate = sf.read(tmp_path / "out" / "media-000.wav", dtype="float32")
+    assert rate == 24000 and audio.shape == (6 * 480,)
+    expected = tok.decode(codes[None])[0, 0].numpy()
+    assert float(expected.std()) > 1e-2 and float(np.abs(audio - expected).max()) < 1e-4  # 16-bit rounding
+
+
 def test_xcodec_extends_an_llm_and_pretokenizes(saved, tmp_path, llm_dir):
     """An LLM extended with a transformers X-Codec folder; `pretokenize` codes audio with it."""
     from conftest import extend_tiny
