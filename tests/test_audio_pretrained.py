@@ -663,6 +663,28 @@ def test_cli_roundtrip_restores_rate_and_length_with_neucodec(saved, tmp_path):
     assert info.returncode == 0 and "output_sample_rate: 24000" in info.stdout
 
 
+def test_eval_scores_neucodec_as_encode_and_decode_do(saved, tmp_path):
+    """`mmtok eval` compares NeuCodec's 24 kHz output with the 16 kHz original, resampled: the
+    scores are those of the file `mmtok encode` + `mmtok decode` write (up to its 16-bit rounding)."""
+    from mmtok.audio.files import decode_audio, encode_audio
+    from mmtok.cli.compare import audio_scores
+    from mmtok.eval.audio_eval import evaluate_audio
+    from mmtok.eval.options import EvalOptions
+    from mmtok.eval.report import Report
+
+    tok = load_pretrained(saved["neucodec"][0])
+    original = write_sample_audio(tmp_path / "clips" / "a.wav", 1.5, 16000, seed=1)
+    with Report("neucodec", "") as report:
+        evaluate_audio({"neucodec": tok}, [original], report, EvalOptions(examples=0, progress=False))
+        out = report.write(tmp_path / "report")
+    (row,) = json.loads((out / "results.json").read_text())["audio"]["per_clip"]
+    recon = decode_audio(tok, encode_audio(tok, original), tmp_path / "recon.wav")
+    assert sf.info(recon).samplerate == 16000 and sf.info(recon).frames == 24000
+    theirs = audio_scores(original, recon)
+    assert row["mel_distance"] == pytest.approx(theirs["mel"], abs=2e-3)
+    assert row["si_sdr"] == pytest.approx(theirs["SI-SDR"], abs=0.05)
+
+
 def test_llm_detokenize_writes_neucodec_audio_at_its_output_rate(saved, tmp_path):
     """Generated NeuCodec codes become a 24 kHz wav of 480 samples per frame: the decoder's output."""
     from mmtok.llm import MediaVocab

@@ -117,8 +117,8 @@ class AudioTokenizer(Tokenizer):
         """Tokens first (per second of audio, for every level count), then bitrates and facts."""
         levels = self.bitrates()
         return {"tokens_per_second_by_levels": {k: self.tokens_per_second(k) for k in levels}, "kbps_by_levels": levels,
-                **super().describe(), "sample_rate": self.sample_rate, "output_sample_rate": self.output_sample_rate, "channels": self.channels,
-                "hop_length": self.hop_length, "frame_rate": self.frame_rate}
+                **super().describe(), "sample_rate": self.sample_rate, "output_sample_rate": self.output_sample_rate,
+                "channels": self.channels, "hop_length": self.hop_length, "frame_rate": self.frame_rate}
 
     def tokens_per_second(self, levels: int | None = None) -> float:
         """LLM tokens per second of audio with the first `levels` levels (all by default)."""

@@ -59,7 +59,6 @@ def decode_audio(
     out = Path(out)
     rate, length, codec_samples = _original(tf, source, tok)
     check_write_suffix(out)
-
     decoded_samples = tok.output_length(codec_samples)  # the encoded samples, at the decoder's rate
 
     def write(tmp: Path) -> None:
