@@ -12,8 +12,9 @@ order between families, no network call beyond fetching that config.json.
     registry.py        model_type -> adapter, and the loader
     submodel.py        reading a tokenizer out of a bigger checkpoint (Emu3's VQ beside its LLM)
     audio_codec.py     the shared audio codec base; receptive_field.py its chunking context
-    image_vq.py        the shared base of the fixed-resolution image VQs (their image processor in front)
-    encodec.py dac.py mimi.py emu3.py janus.py chameleon.py   one family each
+    image_processor.py the shared base of the image tokenizers with their model's image processor in front
+    image_vq.py        its fixed-resolution image VQs (Janus, Chameleon) and their codebook searches
+    encodec.py dac.py mimi.py emu3.py janus.py chameleon.py glm_image.py   one family each
 
 How to add a family (say transformers' `FooModel`, model_type "foo"):
 
@@ -21,6 +22,8 @@ How to add a family (say transformers' `FooModel`, model_type "foo"):
    `class HFFoo(PretrainedAudioCodec)` for an audio codec, or
    `class HFFoo(PretrainedImageVQ)` for an image VQ that an LLM reads at one resolution
    behind its image processor (`image_vq.py`; `can_decode = False` when it has no decoder), or
+   `class HFFoo(ProcessedImageTokenizer)` when that processor's size depends on the image's
+   (`image_processor.py`; GLM-Image), or
    `class HFFoo(PretrainedAdapter, ImageTokenizer)` (media base second) otherwise. Set
    `kind = "hf-foo"`, `hf_model_class = "FooModel"`, `model_type = "foo"` (plus
    `exact_search`, `model_types`, `refused` or `media_types` where the family needs them;
@@ -43,4 +46,5 @@ FAMILIES: dict[str, str] = {
     "emu3": "Emu3VideoTokenizer",
     "janus": "JanusImageTokenizer",
     "chameleon": "ChameleonImageTokenizer",
+    "glm_image": "GlmImageTokenizer",
 }
