@@ -100,12 +100,16 @@ def test_sizes_the_processor_refuses_are_one_error(glm):
 
 # -- facts --------------------------------------------------------------------------------
 def test_grid_and_tokens_per_image_follow_the_published_processor(tmp_path):
-    """A folder without preprocessor_config.json gets zai-org/GLM-Image's processor: one code
-    per 32x32 input pixels, the short side scaled up to 512 px, the long side down to 2048."""
+    """zai-org/GLM-Image is a diffusers pipeline: the model is in vision_language_encoder/,
+    without a preprocessor_config.json, so it gets the published processor: one code per 32x32
+    input pixels, the short side scaled up to 512 px, the long side down to 2048."""
     torch.manual_seed(2)
-    folder = tmp_path / "published"
-    GlmImageForConditionalGeneration(tiny_config(patch_size=16)).save_pretrained(folder)
-    tok = mmtok.load(folder)
+    pipeline = tmp_path / "GLM-Image"
+    GlmImageForConditionalGeneration(tiny_config(patch_size=16)).save_pretrained(pipeline / "vision_language_encoder")
+    (pipeline / "model_index.json").write_text('{"_class_name": "GlmImagePipeline"}')
+    with pytest.raises(MmtokError, match="a diffusers pipeline folder .*pass its subfolder .*vision_language_encoder"):
+        mmtok.load(pipeline)
+    tok = mmtok.load(pipeline / "vision_language_encoder")
     info = tok.describe()
     assert info["tokens_per_image"] == {"256x256": 256, "512x512": 256, "1024x1024": 1024}
     assert not info["can_decode"] and info["downsample"] == 32 and tok.codebook_sizes == [64]
@@ -171,6 +175,9 @@ def test_cli_encode_info_and_decode_refused(glm, tmp_path):
     assert isinstance(result.exception, MmtokError) and result.exit_code != 0, result.output
     assert "hf-glm-image is encode-only" in str(result.exception) and "\n" not in str(result.exception)
     assert not (tmp_path / "no.png").exists()
+    result = mmtok_cli("eval", "-t", folder, "--data", tmp_path / "in", "--out", tmp_path / "report")
+    assert isinstance(result.exception, MmtokError) and "hf-glm-image is encode-only" in str(result.exception)
+    assert not (tmp_path / "report").exists()
     write_image(tmp_path / "in" / "wide.png", sample_image(20, 100))  # aspect ratio 5: refused before anything is written
     result = mmtok_cli("encode", tmp_path / "in", "-t", folder, "-o", tmp_path / "codes")
     assert isinstance(result.exception, MmtokError) and "wide.png: hf-glm-image cannot take a 100x20 image" in str(result.exception)
