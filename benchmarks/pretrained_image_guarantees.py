@@ -21,10 +21,11 @@ same pixels (%); `= transformers encode`: vs transformers' `encode` (Chameleon: 
 Janus: transformers searches by Euclidean distance where Janus searches by cosine, see
 mmtok/pretrained/janus.py; GLM-Image: `get_image_features` + `get_image_tokens`, the same
 thing); `batch`: codes of all photos in one batch vs one at a time (%; GLM-Image: the photos'
-patches packed into one ViT call, as the GLM-Image model does with several images); `fp16` / `bf16`: codes with the model in that dtype vs float32 (%; "not
-run" for the full architectures on CPU, where half-precision convolutions take ~200x float32's
-time on this machine: 46 s vs 0.2 s for one 128-channel 3x3 conv at 128x128, 1 thread); `large`: a 4000x3000 image: its grid, encode time and
-peak memory above the loaded model (the processor shrinks it first: no tiling).
+patches packed into one ViT call, as the GLM-Image model does with several images); `fp16` /
+`bf16`: codes with the model in that dtype vs float32 (%; "not run" for the full architectures
+on CPU, where half-precision convolutions take ~200x float32's time on this machine: 46 s vs
+0.2 s for one 128-channel 3x3 conv at 128x128, 1 thread); `large`: a 4000x3000 image: its grid,
+encode time and peak memory above the loaded model (the processor shrinks it first: no tiling).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def models(size: str, side: int | None, glm_depth: int) -> dict[str, tuple[type,
                       {"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}}),
         # tests/test_image_glm.py's: 4 px patches, short side >= 32 px, long side <= 128 px (before halving)
         "glm-image": (glm_image.GlmImageTokenizer,
-                      glm_model(GlmImageConfig(vision_config=dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, image_size=32, patch_size=4),
+                      glm_model(GlmImageConfig(vision_config=dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, image_size=32,
+                                                                  patch_size=4),
                                                vq_config=dict(embed_dim=8, num_embeddings=64, latent_channels=32))),
                       {**glm_image.GLM_IMAGE_PROCESSOR, "min_pixels": 32 * 32, "max_pixels": 128 * 128, "patch_size": 4}),
     }
@@ -159,7 +161,8 @@ def main() -> None:
     parser.add_argument("--half", choices=("auto", "yes", "no"), default="auto",
                         help="measure fp16 / bf16 (auto: on CUDA, or for --size tiny; CPU half-precision convs are ~200x slower than float32 here)")
     parser.add_argument("--side", type=int, help="full architectures at this resolution (a multiple of 16) instead of 384 / 512 px: faster")
-    parser.add_argument("--glm-depth", type=int, default=2, help="GLM-Image's ViT blocks in the full architecture (published: 40; ~28M parameters each)")
+    parser.add_argument("--glm-depth", type=int, default=2,
+                        help="GLM-Image's ViT blocks in the full architecture (published: 40; ~28M parameters each)")
     parser.add_argument("--only", nargs="+", choices=("janus", "chameleon", "glm-image"), help="measure these families only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

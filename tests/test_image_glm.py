@@ -5,6 +5,8 @@ size rules; encode-only everywhere, but LLM input works."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -142,6 +144,33 @@ def test_a_part_alone_is_refused(glm, tmp_path):
     with pytest.raises(MmtokError, match="VQ codes its vision encoder's features, not pixels"):
         mmtok.load(tmp_path / "vq")
     assert isinstance(model.model.vqmodel, GlmImageVQVAE)
+
+
+def test_the_hub_pipeline_and_its_subfolder(glm, monkeypatch, tmp_path):
+    """hf:zai-org/GLM-Image is a diffusers pipeline; hf:zai-org/GLM-Image/vision_language_encoder
+    is its transformers model. Read here from a hub cache laid out as huggingface_hub keeps it
+    (offline: the hub is unreachable)."""
+    import huggingface_hub
+
+    from mmtok.pretrained.spec import peek_model_type
+
+    folder, model = glm
+    repo = tmp_path / "hub" / "models--zai-org--GLM-Image"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(folder, repo / "snapshots" / commit / "vision_language_encoder")
+    (repo / "snapshots" / commit / "model_index.json").write_text('{"_class_name": "GlmImagePipeline"}')
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    spec = "hf:zai-org/GLM-Image/vision_language_encoder"
+    assert peek_model_type(spec) == "glm_image" and peek_model_type("hf:zai-org/GLM-Image") is None
+    tok = mmtok.load(spec)
+    assert isinstance(tok, GlmImageTokenizer) and tok.fingerprint == mmtok.load(folder).fingerprint and tok.name_or_path == spec
+    with pytest.raises(MmtokError, match=f"^hf:zai-org/GLM-Image: a diffusers pipeline .*e.g. {spec} ") as err:
+        mmtok.load("hf:zai-org/GLM-Image")
+    assert "\n" not in str(err.value)
 
 
 def test_a_processor_that_does_not_fit_the_encoder_is_refused(glm, tmp_path):

@@ -133,7 +133,7 @@ class PretrainedAdapter(Tokenizer):
         would fill them with random ones and only warn, and a tokenizer with random layers
         would make wrong codes under a valid fingerprint."""
         try:
-            hf_config = cls.transformers_class().config_class.from_pretrained(source.where)
+            hf_config = cls.transformers_class().config_class.from_pretrained(source.where, subfolder=source.subfolder)
         except Exception as err:  # hub, file and validation errors come in many types
             raise MmtokError(f"{source.spec}: cannot read the model config ({first_line(err, 300, typed=True)}); {source.advice}") from None
         cls.check_hf_config(hf_config, source.spec)  # before loading weights that could not be used
@@ -157,7 +157,9 @@ class PretrainedAdapter(Tokenizer):
         prefixes = cls.submodels.get(meta["model_type"])
         if prefixes is not None:
             return load_submodel(source, cls.transformers_class(), hf_config, prefixes, cls.submodel_parts)
-        model, info = cls.transformers_class().from_pretrained(source.where, config=hf_config, dtype=torch.float32, output_loading_info=True)
+        model, info = cls.transformers_class().from_pretrained(
+            source.where, subfolder=source.subfolder, config=hf_config, dtype=torch.float32, output_loading_info=True
+        )
         return model, sorted(info["missing_keys"])
 
     @classmethod

@@ -139,7 +139,7 @@ def _read_processor(cls: type[ProcessedImageTokenizer], source: Source) -> str:
     from transformers.utils import cached_file
 
     try:
-        found = cached_file(source.where, PREPROCESSOR_NAME, _raise_exceptions_for_missing_entries=False)
+        found = cached_file(source.where, PREPROCESSOR_NAME, subfolder=source.subfolder, _raise_exceptions_for_missing_entries=False)
         return cls.canonical_processor(None if found is None else json.loads(Path(found).read_text()))
     except Exception as err:  # unreadable file, or settings the processor does not take
         raise MmtokError(f"{source.spec}: cannot read {PREPROCESSOR_NAME} ({first_line(err, 300, typed=True)}); {source.advice}") from None

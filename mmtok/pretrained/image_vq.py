@@ -109,5 +109,6 @@ class PretrainedImageVQ(ProcessedImageTokenizer):
 
     def _card_facts(self) -> list[str]:
         n = self._side // self._downsample
-        return [f"{self.resolution}x{self.resolution} pixels (the image processor resizes every image) -> {n}x{n} = {n * n} codes of {self._codebook_size}",
+        side = self.resolution
+        return [f"{side}x{side} pixels (the image processor resizes every image) -> {n}x{n} = {n * n} codes of {self._codebook_size}",
                 *super()._card_facts()]

@@ -27,12 +27,12 @@ def load_submodel(
     from safetensors import safe_open
     from transformers.utils import cached_file
 
-    where, spec = source.where, source.spec
-    index = cached_file(where, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False)
+    where, spec, subfolder = source.where, source.spec, source.subfolder
+    index = cached_file(where, "model.safetensors.index.json", subfolder=subfolder, _raise_exceptions_for_missing_entries=False)
     if index is not None:
         weight_map = json.loads(Path(index).read_text())["weight_map"]
     else:
-        single = cached_file(where, "model.safetensors", _raise_exceptions_for_missing_entries=False)
+        single = cached_file(where, "model.safetensors", subfolder=subfolder, _raise_exceptions_for_missing_entries=False)
         if single is None:
             raise MmtokError(f"{spec}: no model.safetensors(.index.json) found; only safetensors checkpoints are read")
         with safe_open(single, "pt") as f:
@@ -43,7 +43,7 @@ def load_submodel(
         raise MmtokError(f"{spec}: this checkpoint holds no {starts[0].rstrip('.')} tensors (keys starting with {list(starts)})")
     state = {}
     for shard in sorted(set(wanted.values())):
-        with safe_open(cached_file(where, shard), "pt") as f:
+        with safe_open(cached_file(where, shard, subfolder=subfolder), "pt") as f:
             for key in (k for k, s in wanted.items() if s == shard):
                 prefix = next(p for p in prefixes if key.startswith(tuple(p + part for part in parts)))
                 state[key[len(prefix) :]] = f.get_tensor(key)
