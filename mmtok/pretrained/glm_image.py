@@ -1,7 +1,7 @@
 """GLM-Image's image tokenizer (transformers' `GlmImageModel`: its vision encoder `visual` and
 its `vqmodel`), encode-only, behind mmtok's image contract.
 
-    tok = mmtok.load("GLM-Image/vision_language_encoder")   # a folder saved by transformers (see "Loading")
+    tok = mmtok.load("hf:zai-org/GLM-Image/vision_language_encoder")   # or a folder saved by transformers
     codes = tok.encode(x)   # [B,3,H,W] in [-1,1] -> [B,h,w] int64 (16,384 codes); h, w from H, W (`grid_shape`)
     tok.decode(codes)       # MmtokError: encode-only
 
@@ -10,7 +10,8 @@ pixels through the ViT (one feature per 16x16 patch) and the VQ (a 1x1 conv, the
 of 16,384 codes by cosine): `GlmImageModel.get_image_features` then `get_image_tokens`. mmtok
 runs those two transformers methods themselves (`tokenizer_model_class` borrows them), with
 mmtok's exact bounded-memory search in the VQ (`image_vq.normalised_vq_forward`; transformers
-builds the full distance matrix).
+builds the full distance matrix). The GLM-Image LLM takes these ids as its own token ids (its
+vocabulary starts with the 16,384 image codes); mmtok's vocab gives them its own ids instead.
 
 Pixels go through GLM-Image's image processor (`GlmImageImageProcessorPil`, the settings of
 zai-org/GLM-Image's processor/preprocessor_config.json when the folder has none): the image is
@@ -28,7 +29,8 @@ decoder (diffusers' GlmImageTransformer2DModel + a VAE) that is not part of tran
 Loading: a folder whose config.json is a `GlmImageConfig` (model_type "glm_image"): the
 tensors `model.visual.*` and `model.vqmodel.*` (as `GlmImageForConditionalGeneration` saves
 them; `visual.*`, `vqmodel.*` from a `GlmImageModel`) are read, the language model's are not.
-zai-org/GLM-Image is a diffusers pipeline: that folder is its `vision_language_encoder/`.
+zai-org/GLM-Image is a diffusers pipeline: that folder is its `vision_language_encoder/`
+(hf:ORG/NAME/SUBFOLDER reads a hub subfolder; its processor, in `processor/`, is the default here).
 `save_pretrained` writes the config with the two parts' tensors alone, which
 `transformers.GlmImageModel.from_pretrained` reads (its language model then left random).
 A folder holding the VQ or the ViT alone is refused: the VQ codes the ViT's features, not pixels.
