@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import extend_tiny, sample_image, write_image
-from transformers import GlmImageConfig, GlmImageForConditionalGeneration, GlmImageImageProcessorPil, GlmImageModel, GlmImageVQVAE
+from transformers import GlmImageConfig, GlmImageForConditionalGeneration, GlmImageImageProcessorPil, GlmImageModel
 
 import mmtok
 from mmtok.errors import MmtokError
@@ -139,11 +139,12 @@ def test_saved_folder_holds_the_two_parts_that_transformers_reads(glm, tmp_path)
 
 
 def test_a_part_alone_is_refused(glm, tmp_path):
+    """transformers saves GLM-Image's VQ or its ViT alone; neither makes codes from pixels."""
     folder, model = glm
-    model.model.vqmodel.save_pretrained(tmp_path / "vq")
-    with pytest.raises(MmtokError, match="VQ codes its vision encoder's features, not pixels"):
-        mmtok.load(tmp_path / "vq")
-    assert isinstance(model.model.vqmodel, GlmImageVQVAE)
+    for part in ("vqmodel", "visual"):
+        getattr(model.model, part).save_pretrained(tmp_path / part)
+        with pytest.raises(MmtokError, match=f"^{tmp_path / part}: GLM-Image's VQ codes its vision encoder's features, not pixels"):
+            mmtok.load(tmp_path / part)
 
 
 def test_the_hub_pipeline_and_its_subfolder(glm, monkeypatch, tmp_path):
