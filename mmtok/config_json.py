@@ -25,6 +25,7 @@ from mmtok.errors import MmtokError
 from mmtok.files import read_json
 
 CONFIG_NAME = "config.json"
+PIPELINE_INDEX = "model_index.json"  # a diffusers pipeline: one subfolder per model
 Schema = Literal["mmtok", "transformers"]
 
 
@@ -44,6 +45,9 @@ def read_config_json(directory: Path, spec: str, what: str) -> dict[str, Any]:
         raise MmtokError(f"{spec}: no such folder; {what}")
     path = directory / CONFIG_NAME
     if not path.exists():
+        if (directory / PIPELINE_INDEX).is_file():  # its models are in subfolders (zai-org/GLM-Image's layout)
+            raise MmtokError(f"{spec}: a diffusers pipeline folder ({PIPELINE_INDEX}), no {CONFIG_NAME}; pass its subfolder that holds the "
+                             "transformers model (GLM-Image: vision_language_encoder)")
         raise MmtokError(f"{spec}: missing {CONFIG_NAME}; {what}")
     meta = read_json(path, "not valid JSON", "re-download or re-save the tokenizer")
     if not isinstance(meta, dict):

@@ -18,10 +18,19 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import make_codec, make_tokenizer, make_video_tokenizer, make_vocos
+from test_image_glm import PROCESSOR as GLM_PROCESSOR
+from test_image_glm import tiny_config as tiny_glm_config
 from test_image_pretrained import CHAMELEON_VQ, JANUS_VQ, chameleon_processor, janus_processor
 from test_video_pretrained import tiny_emu3_vq
 from tiny_audio_codecs import BUILDERS as AUDIO_CODECS
-from transformers import ChameleonVQVAE, ChameleonVQVAEConfig, JanusVQVAE, JanusVQVAEConfig
+from transformers import (
+    ChameleonVQVAE,
+    ChameleonVQVAEConfig,
+    GlmImageForConditionalGeneration,
+    GlmImageImageProcessorPil,
+    JanusVQVAE,
+    JanusVQVAEConfig,
+)
 
 import mmtok
 import mmtok.kinds  # noqa: F401  (registers every kind, the pretrained families included)
@@ -59,6 +68,7 @@ BUILDERS = {
     "hf-emu3": _transformers(tiny_emu3_vq),
     "hf-janus": _transformers(lambda: JanusVQVAE(JanusVQVAEConfig(**JANUS_VQ)), janus_processor),
     "hf-chameleon": _transformers(lambda: ChameleonVQVAE(ChameleonVQVAEConfig(**CHAMELEON_VQ)), chameleon_processor),
+    "hf-glm-image": _transformers(lambda: GlmImageForConditionalGeneration(tiny_glm_config()), lambda: GlmImageImageProcessorPil(**GLM_PROCESSOR)),
     **{f"hf-{name}": _transformers(build) for name, build in AUDIO_CODECS.items()},
 }
 

@@ -44,8 +44,10 @@ class ImageTokenizer(Tokenizer):
     and `decoder`, and a config with a `downsample` property."""
 
     modality = "image"
-    # True: `encode` resizes every image to one model resolution (a pretrained VQ's image
-    # processor), so the grid does not grow with the image and large images are not tiled.
+    # True: `encode` runs the model's own image processor, which decides the size the model
+    # sees (a pretrained tokenizer's resolution rules), so large images are not tiled.
+    resizes_input: ClassVar[bool] = False
+    # True (implies `resizes_input`): that size is one resolution, so every image gets the same grid.
     fixed_resolution: ClassVar[bool] = False
 
     @property

@@ -42,18 +42,18 @@ def check_image_header(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, i
 
 def encode_batch(tok: ImageTokenizer, images: torch.Tensor) -> torch.Tensor:
     """Same-size `[B,3,H,W]` uint8 images -> codes `[B,h,w]` (tiled one by one when large,
-    unless the tokenizer resizes every image to its one resolution)."""
+    unless the tokenizer resizes every image itself, `resizes_input`)."""
     height, width = images.shape[-2:]
-    if height * width > TILE_ABOVE_PIXELS and not tok.fixed_resolution:
+    if height * width > TILE_ABOVE_PIXELS and not tok.resizes_input:
         return torch.stack([encode_tiled(tok, image) for image in images])
     return tok.encode(to_model(images)).cpu()
 
 
 def decode_batch(tok: ImageTokenizer, codes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Codes `[B,h,w]` of same-size images -> `[B,3,H,W]` uint8 (tiled one by one when large,
-    unless the tokenizer decodes at its one resolution)."""
+    unless the tokenizer resizes images itself: then the codes are of the whole image)."""
     tok.require_decoder()
-    if size[0] * size[1] > TILE_ABOVE_PIXELS and not tok.fixed_resolution:
+    if size[0] * size[1] > TILE_ABOVE_PIXELS and not tok.resizes_input:
         return torch.stack([decode_tiled(tok, c, size) for c in codes])
     return from_model(tok.decode(codes, size).cpu())
 
@@ -98,7 +98,8 @@ def encode_image_files(
 ) -> list[Path]:
     """Encode image files/folders to `.mmtok` files under `out` (or to `out` for one file).
 
-    Every header is checked before any output is written; same-size images are batched.
+    Every header, and its size against what the tokenizer takes, is checked before any output
+    is written; same-size images are batched.
     If a file turns out corrupt mid-way, everything this call wrote is removed.
     """
     from mmtok.media.image import IMAGE_SUFFIXES
@@ -106,6 +107,11 @@ def encode_image_files(
     files, roots = collect(inputs, IMAGE_SUFFIXES, "image")
     targets = output_paths(files, roots, out, SUFFIX, single_file_ok=out.suffix == SUFFIX)
     sizes = [check_image_header(f)[::-1] for f in files]  # (height, width)
+    for f, (height, width) in zip(files, sizes):  # sizes the tokenizer refuses (GLM-Image: aspect ratio over 4)
+        try:
+            tok.grid_shape(height, width)
+        except MmtokError as err:
+            raise MmtokError(f"{f}: {err}") from None
     with Transaction() as tx:
         for group in same_size_batches(sizes, batch_size):
             images = [read_image(files[j]) for j in group]

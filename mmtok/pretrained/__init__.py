@@ -13,8 +13,10 @@ order between families, no network call beyond fetching that config.json.
     submodel.py        reading a tokenizer out of a bigger checkpoint (Emu3's VQ beside its LLM)
     audio_codec.py     the shared audio codec base; receptive_field.py its chunking context
     kaldi_fbank.py     the w2v-BERT filter-bank features of X-Codec 2 and NeuCodec (without torchaudio)
-    image_vq.py        the shared base of the fixed-resolution image VQs (their image processor in front)
-    encodec.py dac.py mimi.py emu3.py janus.py chameleon.py   one family each
+    image_processor.py the shared base of the image tokenizers with their model's image processor in front
+    image_vq.py        its fixed-resolution image VQs (Janus, Chameleon) and their codebook searches
+    encodec.py dac.py mimi.py wavtokenizer.py xcodec.py xcodec2.py neucodec.py   one audio family each
+    emu3.py janus.py chameleon.py glm_image.py                                   one image / video family each
 
 How to add a family (say transformers' `FooModel`, model_type "foo"):
 
@@ -22,6 +24,8 @@ How to add a family (say transformers' `FooModel`, model_type "foo"):
    `class HFFoo(PretrainedAudioCodec)` for an audio codec, or
    `class HFFoo(PretrainedImageVQ)` for an image VQ that an LLM reads at one resolution
    behind its image processor (`image_vq.py`; `can_decode = False` when it has no decoder), or
+   `class HFFoo(ProcessedImageTokenizer)` when that processor's size depends on the image's
+   (`image_processor.py`; GLM-Image), or
    `class HFFoo(PretrainedAdapter, ImageTokenizer)` (media base second) otherwise. Set
    `kind = "hf-foo"`, `hf_model_class = "FooModel"`, `model_type = "foo"` (plus
    `exact_search`, `model_types`, `refused` or `media_types` where the family needs them;
@@ -45,4 +49,5 @@ FAMILIES: dict[str, str] = {
     "emu3": "Emu3VideoTokenizer",
     "janus": "JanusImageTokenizer",
     "chameleon": "ChameleonImageTokenizer",
+    "glm_image": "GlmImageTokenizer",
 }

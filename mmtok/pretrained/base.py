@@ -59,8 +59,9 @@ class PretrainedAdapter(Tokenizer):
       and `model_type` (what that class's config calls itself; the mmtok config holds it);
     - `submodels` when it also reads the model out of bigger checkpoints (Emu3's VQ inside a
       full Emu3 model): their model_type -> the name prefixes of the model's tensors there
-      (see `submodel.py`). `model_types`, the config.json model_types it loads from, are
-      `model_type` and these;
+      (see `submodel.py`), and `submodel_parts` when the model is several modules under
+      those prefixes (GLM-Image: `visual.` and `vqmodel.` under `model.`). `model_types`,
+      the config.json model_types it loads from, are `model_type` and these;
     - `refused`: model_types that are recognisably this family but cannot be loaded, with
       the reason and what to use instead (e.g. a remote-code release);
     - `media_types` when it codes more than its base's `modality` (Emu3: video and image);
@@ -79,12 +80,13 @@ class PretrainedAdapter(Tokenizer):
     model_types: ClassVar[tuple[str, ...]] = ()
     refused: ClassVar[dict[str, str]] = {}
     submodels: ClassVar[dict[str, tuple[str, ...]]] = {}  # model_type of a bigger checkpoint -> tensor prefixes
+    submodel_parts: ClassVar[tuple[str, ...]] = ("",)  # the model's own tensor name starts under those prefixes
     exact_search: ClassVar[Replacements] = {}  # see `exact_search.py`
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "model_type" in vars(cls) and "model_types" not in vars(cls):
-            cls.model_types = (cls.model_type, *cls.submodels)
+            cls.model_types = tuple(dict.fromkeys((cls.model_type, *cls.submodels)))
 
     def __init__(self, config: PretrainedConfig, model: nn.Module | None = None):
         """Wrap `model`, or build a randomly initialised one from `config` (what `Tokenizer`
@@ -131,7 +133,7 @@ class PretrainedAdapter(Tokenizer):
         would fill them with random ones and only warn, and a tokenizer with random layers
         would make wrong codes under a valid fingerprint."""
         try:
-            hf_config = cls.transformers_class().config_class.from_pretrained(source.where)
+            hf_config = cls.transformers_class().config_class.from_pretrained(source.where, subfolder=source.subfolder)
         except Exception as err:  # hub, file and validation errors come in many types
             raise MmtokError(f"{source.spec}: cannot read the model config ({first_line(err, 300, typed=True)}); {source.advice}") from None
         cls.check_hf_config(hf_config, source.spec)  # before loading weights that could not be used
@@ -154,8 +156,10 @@ class PretrainedAdapter(Tokenizer):
         """(the transformers model with its weights, names of the tensors it lacks)."""
         prefixes = cls.submodels.get(meta["model_type"])
         if prefixes is not None:
-            return load_submodel(source, cls.transformers_class(), hf_config, prefixes)
-        model, info = cls.transformers_class().from_pretrained(source.where, config=hf_config, dtype=torch.float32, output_loading_info=True)
+            return load_submodel(source, cls.transformers_class(), hf_config, prefixes, cls.submodel_parts)
+        model, info = cls.transformers_class().from_pretrained(
+            source.where, subfolder=source.subfolder, config=hf_config, dtype=torch.float32, output_loading_info=True
+        )
         return model, sorted(info["missing_keys"])
 
     @classmethod

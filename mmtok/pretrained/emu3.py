@@ -254,7 +254,7 @@ def _normalisation(source: Source) -> tuple[tuple[float, ...], tuple[float, ...]
 
     spec = source.spec
     try:
-        found = cached_file(source.where, PREPROCESSOR_NAME, _raise_exceptions_for_missing_entries=False)
+        found = cached_file(source.where, PREPROCESSOR_NAME, subfolder=source.subfolder, _raise_exceptions_for_missing_entries=False)
         if found is None:
             return EMU3_MEAN_STD, EMU3_MEAN_STD
         meta = json.loads(Path(found).read_text())

@@ -1,7 +1,9 @@
 """Where a transformers-backed tokenizer comes from, and its config.json.
 
-A spec is "hf:ORG/NAME" (a hub id), "hf:/local/folder", or a plain local folder saved by
-transformers. `resolve_spec` says where to load from and what name token files record;
+A spec is "hf:ORG/NAME" (a hub id), "hf:ORG/NAME/SUBFOLDER" (the model in a subfolder of a
+hub repository: a diffusers pipeline such as zai-org/GLM-Image keeps its transformers model in
+vision_language_encoder/), "hf:/local/folder", or a plain local folder saved by transformers.
+`resolve_spec` says where to load from and what name token files record;
 `read_transformers_config` reads the config.json there once (from the hub for a hub id) so
 the registry can pick the adapter by its `model_type`; `peek_model_type` classifies a spec
 without any network access.
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mmtok.config_json import CONFIG_NAME, read_config_json, schema_of
+from mmtok.config_json import CONFIG_NAME, PIPELINE_INDEX, read_config_json, schema_of
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import parse_json, sniff_json
 
@@ -30,13 +32,15 @@ HF_PREFIX = "hf:"
 @dataclass(frozen=True)
 class Source:
     """A resolved spec: `spec` as given (errors name it), `where` transformers loads from (a
-    local folder or a hub id), `name_or_path` token files record ("hf:" + the absolute path
-    for hf:/local specs, the absolute path for plain folders, the spec itself for hub ids)."""
+    local folder or a hub id) and `subfolder` in it (every transformers loader and `cached_file`
+    takes `subfolder=`), `name_or_path` token files record ("hf:" + the absolute path for
+    hf:/local specs, the absolute path for plain folders, the spec itself for hub ids)."""
 
     spec: str
     where: str
     name_or_path: str
     hub: bool
+    subfolder: str = ""
 
     @property
     def advice(self) -> str:
@@ -58,7 +62,8 @@ def resolve_spec(spec: str | Path) -> Source:
         if not target or target.startswith(("/", ".", "~")) or local.exists():
             raise MmtokError(f"{text}: no such folder; give hf:ORG/NAME for a hub model or hf:/path/to/a/transformers/folder")
         go_offline_unless_hub_answers()
-        return Source(text, target, text, hub=True)
+        repo, subfolder = _split_hub_id(target)
+        return Source(text, repo, text, hub=True, subfolder=subfolder)
     directory = Path(text).expanduser()
     return Source(text, str(directory), str(directory.resolve()), hub=False)
 
@@ -70,8 +75,11 @@ def read_transformers_config(source: Source, what: str) -> tuple[dict[str, Any],
         from transformers.utils import cached_file
 
         try:
-            meta = parse_json(Path(cached_file(source.where, CONFIG_NAME)).read_text())
+            meta = parse_json(Path(cached_file(source.where, CONFIG_NAME, subfolder=source.subfolder)).read_text())
         except Exception as err:  # hub, file and JSON errors come in many types
+            if not source.subfolder and _hub_file(source.where, PIPELINE_INDEX) is not None:
+                raise MmtokError(f"{source.spec}: a diffusers pipeline ({PIPELINE_INDEX}), no {CONFIG_NAME}; pass its subfolder that holds the "
+                                 f"transformers model, e.g. {source.spec}/vision_language_encoder (GLM-Image)") from None
             raise MmtokError(f"{source.spec}: cannot read the model config ({first_line(err, typed=True)}); {source.advice}") from None
         named = source.spec
         if not isinstance(meta, dict):
@@ -99,8 +107,9 @@ def peek_model_type(spec: str | Path) -> str | None:
     elif text.startswith(HF_PREFIX) and not target.startswith(("/", ".", "~")):
         from huggingface_hub import try_to_load_from_cache
 
+        repo, subfolder = _split_hub_id(target)
         try:
-            found = try_to_load_from_cache(target, CONFIG_NAME)
+            found = try_to_load_from_cache(repo, f"{subfolder}/{CONFIG_NAME}" if subfolder else CONFIG_NAME)
         except Exception:  # an invalid repo id
             return None
         if not isinstance(found, str):  # None (not cached) or a cached "does not exist"
@@ -112,6 +121,22 @@ def peek_model_type(spec: str | Path) -> str | None:
     if not isinstance(meta, dict) or schema_of(meta) != "transformers" or not isinstance(meta["model_type"], str):
         return None
     return meta["model_type"]
+
+
+def _split_hub_id(target: str) -> tuple[str, str]:
+    """"ORG/NAME/SUB/FOLDER" -> ("ORG/NAME", "SUB/FOLDER"); "ORG/NAME" -> ("ORG/NAME", "")."""
+    parts = target.split("/")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def _hub_file(repo: str, filename: str) -> str | None:
+    """The local path of `filename` in the hub repository `repo` (fetched if the hub answers), or None."""
+    from transformers.utils import cached_file
+
+    try:
+        return cached_file(repo, filename, _raise_exceptions_for_missing_entries=False)
+    except Exception:  # unreachable hub, invalid id: the caller reports its own error
+        return None
 
 
 HUB_PROBE_SECONDS = 3.0
