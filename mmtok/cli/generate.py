@@ -59,7 +59,7 @@ def generate(
     vocab = MediaVocab.load(llm)
     grids = {"image": parse_grid(image_grid, 2, "--image-grid"), "video": parse_grid(video_grid, 3, "--video-grid"),
              "audio": (audio_frames,) if audio_frames else None}
-    modalities = {s.modality for s in vocab.streams}
+    modalities = {m for s in vocab.streams for m in s.media_types}
     processor = MediaLogitsProcessor(vocab, grids={k: v for k, v in grids.items() if v and k in modalities})
     text_tok = vocab.text_tokenizer
     model = AutoModelForCausalLM.from_pretrained(llm)
