@@ -9,6 +9,10 @@ A tokenizer is a `torch.nn.Module` built from one frozen dataclass config:
   Chameleon's) make codes for LLM input only; their `decode` raises one MmtokError line,
   and mmtok's decode paths call `require_decoder` before reading anything.
 - `codebook_sizes`: one size per code stream.
+- `media_types` (its `modality` first) and `token_layout(media_type=...)`: what it codes and
+  how the codes of one item of each media type become a flat id sequence for an LLM (see
+  `mmtok.layout`); `for_media(media_type)` is what codes a second media type (Emu3's images,
+  as one-frame videos).
 - `save_pretrained(dir)` / `from_pretrained(dir)`: config.json + model.safetensors + README.md.
 - `fingerprint`: a hash of config and weights that token files record, so codes are never
   decoded by a tokenizer that did not make them.

@@ -150,6 +150,21 @@ def test_build_and_parse_image_and_video_parts(vocab, emu3):
     assert torch.equal(torch.cat([s.ids for s in parsed.segments]), seq.input_ids)
 
 
+def test_parse_keeps_the_span_types_apart(vocab):
+    """An image span closed by the VIDEO end token has no end of its own: repair closes it at
+    its codes and drops the stray marker, naming it; strict refuses it."""
+    (stream,) = vocab.streams
+    codes = torch.randint(0, 64, (2, 3), generator=torch.Generator().manual_seed(3))
+    ids = stream.span(codes, "image")
+    ids[-1] = stream.span_type("video").end_id
+    parsed = vocab.parse(ids, "repair")
+    assert [(s.media_type, s.grid) for s in parsed.media] == [("image", (2, 3))]
+    assert torch.equal(parsed.media[0].codes, codes) and parsed.media[0].ids[-1] == stream.span_type("image").end_id
+    assert any("emu3 video end token" in p for p in parsed.problems), parsed.problems
+    with pytest.raises(MmtokError, match="no end token"):
+        vocab.parse(ids, "strict")
+
+
 def test_image_part_needs_a_stream_that_serves_images(emu3):
     """A video tokenizer that codes no images refuses `Image(...)`; with an image tokenizer
     beside it, "image" means the image tokenizer and Emu3's images are asked for by name."""
@@ -223,6 +238,54 @@ def test_constrained_spans_follow_each_media_types_layout(vocab, media):
     free = MediaLogitsProcessor(vocab)
     assert allowed(free, span[:1], width) == set(range(stream.dim_id, stream.dim_id + 16))
     assert (stream.code_offset + 65 in set().union(*fresh)) == (media == "video")
+
+
+def reference_allowed(vocab, ids: list[int]) -> set[int]:
+    """The grammar in plain Python, one span type at a time: a start token opens its type's
+    span; an id of the block advances it unless it is that type's end; anything else is text."""
+    (stream,) = vocab.streams
+    starts = {t.start_id: t for t in stream.span_types}
+    kind, pos, header = None, 0, []
+    for x in ids:
+        if x in starts:
+            kind, pos, header = starts[x], 0, []
+        elif kind is not None and stream.start_id <= x < stream.stop_id and x != kind.end_id:
+            if pos < kind.num_dims:
+                header.append(min(max(x - stream.dim_id + 1, 1), 16))
+            pos += 1
+        else:
+            kind = None
+    if kind is None:
+        return set(range(TEXT)) | set(starts)
+    if pos < kind.num_dims:
+        return set(range(stream.dim_id, stream.dim_id + 16))
+    grid, body = tuple(header), pos - kind.num_dims
+    if body >= kind.body_length(grid):
+        return {kind.end_id}
+    lo, hi = kind.layout.allowed(body, grid)
+    return set(range(stream.code_offset + lo, stream.code_offset + hi))
+
+
+def test_random_prefixes_match_the_reference(vocab):
+    """Junk and well-formed pieces of both span types: the processor (stepping and replaying)
+    allows exactly what the reference does."""
+    (stream,) = vocab.streams
+    rng = np.random.default_rng(0)
+    pieces = [stream.span(torch.randint(0, 64, (2, 3)), "image").tolist(), stream.span(torch.randint(0, 64, (1, 2, 2)), "video").tolist()]
+    for _ in range(12):
+        ids = [int(rng.integers(0, TEXT))]
+        while len(ids) < 60:
+            if rng.random() < 0.3:
+                piece = pieces[int(rng.integers(2))]
+                ids += piece[: int(rng.integers(1, len(piece) + 1))]
+            else:
+                ids.append(int(rng.integers(TEXT - 3, vocab.vocab_size + 3)))
+        stepping = MediaLogitsProcessor(vocab)
+        for k in range(1, len(ids) + 1):
+            want = reference_allowed(vocab, ids[:k])
+            assert allowed(stepping, ids[:k], vocab.vocab_size + 3) == want, ids[:k]
+            if k % 7 == 0:
+                assert allowed(MediaLogitsProcessor(vocab), ids[:k], vocab.vocab_size + 3) == want
 
 
 def test_grids_by_span_key(vocab):

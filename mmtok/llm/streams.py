@@ -31,6 +31,7 @@ same row separator id; only video adds the frame separator), which `make_stream`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -143,7 +144,7 @@ class MediaStream:
         """The tokenizer's own modality (its first media type)."""
         return self.layouts[0].media_type
 
-    @property
+    @cached_property
     def span_types(self) -> tuple[SpanType, ...]:
         """One per media type, in `media_types` order; markers at `start_id + 2 * i` (start)
         and `start_id + 2 * i + 1` (end)."""
