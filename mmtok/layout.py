@@ -16,8 +16,8 @@ use, so constrained generation can mask logits and parsing can check what a mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import torch
 
@@ -26,7 +26,19 @@ from mmtok.errors import MmtokError
 
 @dataclass(frozen=True)
 class FrameMajorLayout:
+    """Residual audio codes `[K,t]`, frame-major; a span's grid is `(frames,)`. Any whole
+    number of frames is a valid span, so no header states the length (`header_sides = 0`)."""
+
     codebook_sizes: tuple[int, ...]    # one per level kept
+    media_type: ClassVar[str] = "audio"
+    code_dims: ClassVar[int] = 2       # codes [K,t]
+    grid_sides: ClassVar[int] = 1      # grid (frames,)
+    grid_text: ClassVar[str] = "(frames,)"
+    header_sides: ClassVar[int] = 0    # grid sides a span header states
+
+    def grid_of(self, codes: torch.Tensor) -> tuple[int, ...]:
+        """The grid of codes `[K,t]`: `(t,)`."""
+        return (codes.shape[1],)
 
     @property
     def levels(self) -> int:
@@ -86,7 +98,15 @@ class VideoLayout:
     codebook_size: int
     row_separator: bool = False
     frame_separator: bool = False
-    what: ClassVar[str] = "video"     # names the span in error messages
+    media_type: ClassVar[str] = "video"   # also names the span in error messages
+    code_dims: ClassVar[int] = 3          # codes [t,h,w]
+    grid_sides: ClassVar[int] = 3         # grid (t, h, w)
+    grid_text: ClassVar[str] = "(t, h, w)"
+    header_sides: ClassVar[int] = 3       # a span header states the whole grid
+
+    def grid_of(self, codes: torch.Tensor) -> tuple[int, ...]:
+        """The grid of codes `[t,h,w]` (images `[h,w]`): their shape."""
+        return tuple(codes.shape)
 
     @property
     def vocab_size(self) -> int:
@@ -151,19 +171,19 @@ class VideoLayout:
         t, h, w = grid
         length = t * self._frame_length(h, w)
         if ids.numel() != length:
-            raise MmtokError(f"{self.what} span has {ids.numel()} ids, a {t}x{h}x{w} grid needs {length}")
+            raise MmtokError(f"{self.media_type} span has {ids.numel()} ids, a {t}x{h}x{w} grid needs {length}")
         frames = ids.long().reshape(t, self._frame_length(h, w))
         if self.frame_separator:
             if (frames[:, -1] != self.frame_separator_id).any():
-                raise MmtokError(f"{self.what} span: a frame does not end with the frame separator")
+                raise MmtokError(f"{self.media_type} span: a frame does not end with the frame separator")
             frames = frames[:, :-1]
         rows = frames.reshape(t, h, w + int(self.row_separator))
         if self.row_separator:
             if (rows[..., -1] != self.codebook_size).any():
-                raise MmtokError(f"{self.what} span: a row does not end with the row separator")
+                raise MmtokError(f"{self.media_type} span: a row does not end with the row separator")
             rows = rows[..., :-1]
         if rows.numel() and (rows.min() < 0 or rows.max() >= self.codebook_size):
-            raise MmtokError(f"{self.what} span: ids outside 0..{self.codebook_size - 1}")
+            raise MmtokError(f"{self.media_type} span: ids outside 0..{self.codebook_size - 1}")
         return rows
 
 
@@ -173,7 +193,11 @@ class RasterLayout(VideoLayout):
     and codes `[h,w]`."""
 
     frame_separator: bool = field(default=False, init=False)
-    what: ClassVar[str] = "image"
+    media_type: ClassVar[str] = "image"
+    code_dims: ClassVar[int] = 2          # codes [h,w]
+    grid_sides: ClassVar[int] = 2         # grid (h, w)
+    grid_text: ClassVar[str] = "(h, w)"
+    header_sides: ClassVar[int] = 2
 
     def span_length(self, grid: tuple[int, int]) -> int:
         return super().span_length((1, *grid))
@@ -192,3 +216,25 @@ class RasterLayout(VideoLayout):
     def unflatten(self, ids: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """ids `[span_length]` -> codes `[h,w]`; MmtokError if the ids do not fit the layout."""
         return super().unflatten(ids, (1, *grid))[0]
+
+
+Layout = FrameMajorLayout | VideoLayout | RasterLayout
+_BY_MEDIA_TYPE = {cls.media_type: cls for cls in (FrameMajorLayout, VideoLayout, RasterLayout)}
+
+
+def layout_to_json(layout: Layout) -> dict[str, Any]:
+    """`{"media_type": ..., <the layout's fields>}` (what a vocab file records)."""
+    return {"media_type": layout.media_type, **{f.name: getattr(layout, f.name) for f in fields(layout) if f.init}}
+
+
+def layout_from_json(data: dict[str, Any]) -> Layout:
+    """Inverse of `layout_to_json`; KeyError / TypeError / ValueError if `data` is not one."""
+    data = dict(data)
+    cls = _BY_MEDIA_TYPE[data.pop("media_type")]
+    if "codebook_sizes" in data:
+        data["codebook_sizes"] = tuple(data["codebook_sizes"])
+    sizes = data.get("codebook_sizes", (data.get("codebook_size"),))
+    flags = [v for k, v in data.items() if k.endswith("_separator")]
+    if not sizes or any(type(n) is not int or n < 1 for n in sizes) or any(type(v) is not bool for v in flags):
+        raise ValueError(f"layout fields {data} are not codebook sizes and separator flags")
+    return cls(**data)

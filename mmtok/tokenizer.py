@@ -9,6 +9,10 @@ A tokenizer is a `torch.nn.Module` built from one frozen dataclass config:
   Chameleon's) make codes for LLM input only; their `decode` raises one MmtokError line,
   and mmtok's decode paths call `require_decoder` before reading anything.
 - `codebook_sizes`: one size per code stream.
+- `media_types` (its `modality` first) and `token_layout(media_type=...)`: what it codes and
+  how the codes of one item of each media type become a flat id sequence for an LLM (see
+  `mmtok.layout`); `for_media(media_type)` is what codes a second media type (Emu3's images,
+  as one-frame videos).
 - `save_pretrained(dir)` / `from_pretrained(dir)`: config.json + model.safetensors + README.md.
 - `fingerprint`: a hash of config and weights that token files record, so codes are never
   decoded by a tokenizer that did not make them.
@@ -267,9 +271,27 @@ class Tokenizer(nn.Module):
         vectors = quantizer.code_vectors()
         return [v.float().cpu() for v in (vectors if isinstance(vectors, list) else [vectors])]
 
-    def token_layout(self, **options: Any):
-        """How codes of one item flatten into an LLM id sequence (see `mmtok.layout`)."""
+    def token_layout(self, *, media_type: str | None = None, **options: Any):
+        """How codes of one item of `media_type` (one of `media_types`; default `modality`)
+        flatten into an LLM id sequence: a `mmtok.layout` layout (images `RasterLayout` over
+        codes `[h,w]`, video `VideoLayout` over `[t,h,w]`, audio `FrameMajorLayout` over
+        `[K,t]`). `options` are the layout choices of the modality's base class (separators,
+        levels). The one source of the layouts an LLM vocabulary records
+        (`mmtok.llm.streams.make_stream`)."""
         raise NotImplementedError
+
+    def media_type_of(self, media_type: str | None) -> str:
+        """`media_type` checked against `media_types` (None: `modality`); MmtokError if not served."""
+        media_type = media_type or self.modality
+        if media_type not in self.media_types:
+            raise MmtokError(f"{self.kind} codes {' and '.join(self.media_types)}, not {media_type}; use a tokenizer that codes {media_type}")
+        return media_type
+
+    def for_media(self, media_type: str | None = None):
+        """The tokenizer to code `media_type` with: itself for `modality`; a view for another
+        of its `media_types` (video tokenizers: `mmtok.video.as_images.FramesAsImages`)."""
+        self.media_type_of(media_type)
+        return self
 
     def check_codes(self, codes: torch.Tensor, source: str = "codes") -> None:
         """Raise a clear error if any code is outside this tokenizer's codebook(s)."""

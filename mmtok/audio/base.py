@@ -131,8 +131,9 @@ class AudioTokenizer(Tokenizer):
     def num_frames(self, num_samples: int) -> int:
         return math.ceil(num_samples / self.hop_length)
 
-    def token_layout(self, levels: int | None = None) -> FrameMajorLayout:
+    def token_layout(self, levels: int | None = None, *, media_type: str | None = None) -> FrameMajorLayout:
         """Frame-major interleave of the first `levels` levels (all by default), one id range per level."""
+        self.media_type_of(media_type)
         levels = self.levels_for(num_quantizers=levels)
         return FrameMajorLayout(tuple(self.codebook_sizes[:levels]))
 

@@ -62,5 +62,5 @@ def extend(
         log=lambda line: click.echo(line, err=True),
     )
     for s in vocab.streams:
-        click.echo(f"{s.name}: {s.modality}, ids {s.start_id}..{s.stop_id - 1}, code ranges {s.code_ranges()}")
+        click.echo(f"{s.name}: {' and '.join(s.media_types)}, ids {s.start_id}..{s.stop_id - 1}, code ranges {s.code_ranges()}")
     click.echo(f"wrote {out}: {vocab.vocab_size:,} tokens ({vocab.text_vocab_size:,} text), {vocab.embedding_rows:,} embedding rows")

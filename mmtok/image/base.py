@@ -65,8 +65,9 @@ class ImageTokenizer(Tokenizer):
         f = self.downsample
         return math.ceil(height / f), math.ceil(width / f)
 
-    def token_layout(self, row_separator: bool = False) -> RasterLayout:
+    def token_layout(self, row_separator: bool = False, *, media_type: str | None = None) -> RasterLayout:
         """Raster order, optionally with a row-separator id ending each row."""
+        self.media_type_of(media_type)
         return RasterLayout(self.codebook_sizes[0], row_separator)
 
     def _encode_padded(self, x: torch.Tensor) -> torch.Tensor:

@@ -70,12 +70,13 @@ def id_roles(shards: TokenShards) -> np.ndarray:
     roles = np.zeros(int(vocab["vocab_size"]), dtype=np.uint8)
     for data in vocab["streams"]:
         s = MediaStream.from_json(data, str(shards.path))
-        roles[s.start_id] = ROLES.index("start")
         roles[s.dim_id : s.code_offset] = ROLES.index("header")
         roles[s.code_offset : s.stop_id] = ROLES.index("separator")   # codes overwrite below
         for lo, hi in s.code_ranges():
             roles[lo:hi] = ROLES.index("code")
-        roles[s.end_id] = ROLES.index("end")
+        for span in s.span_types:   # one start / end pair per media type the stream serves
+            roles[span.start_id] = ROLES.index("start")
+            roles[span.end_id] = ROLES.index("end")
     return roles
 
 

@@ -120,7 +120,7 @@ def detokenize(
             text = _decode_text(text_tok, p.text_ids)
             result = SequenceResult(out / folder.relative_to(tmp), p, text)
             for j, segment in enumerate(p.media):
-                name = f"media-{j:03d}{SUFFIXES[segment.stream.modality]}"
+                name = f"media-{j:03d}{SUFFIXES[segment.media_type]}"
                 written = _write_media(vocab, segment, folder / name, fps)
                 result.media.append((segment, name if written else None))
                 if progress is not None:
@@ -166,18 +166,18 @@ def transcript(result: SequenceResult, text_tok, policy: str, index: int | None 
         stream = segment.stream
         j, name = files[id(segment)]
         label = f"{stream.name} {j}"
-        if name is None and stream.modality == "audio" and segment.codes.shape[1] == 0:
+        if name is None and segment.media_type == "audio" and segment.codes.shape[1] == 0:
             line = f"*({label}: empty span at {segment.start})*"
         elif name is None:
             line = f"*({label}: not decoded, its tokenizer is encode-only)*"
-        elif stream.modality == "image":
+        elif segment.media_type == "image":
             line = f"![{label}]({name})"
         else:
             line = f"[{label}]({name})"
-        shape = f"{segment.grid[0]} frames" if stream.modality == "audio" else "x".join(map(str, segment.grid))
+        shape = f"{segment.grid[0]} frames" if segment.media_type == "audio" else "x".join(map(str, segment.grid))
         count = len(segment.problems)
         repaired = f", repaired: {count} problem{'s' if count > 1 else ''}" if count else ""
-        parts.append(f"{line} *({stream.modality}, {shape}{repaired})*")
+        parts.append(f"{line} *({segment.media_type}, {shape}{repaired})*")
     problems = result.parsed.problems
     if problems:
         parts.append(f"## Problems (policy: {policy})\n\n" + "\n".join(f"- {p}" for p in problems))
@@ -189,11 +189,11 @@ def transcript(result: SequenceResult, text_tok, policy: str, index: int | None 
 def _write_media(vocab: MediaVocab, segment: Segment, path: Path, fps: float) -> bool:
     """Decode one media segment to `path`; False (nothing written) for an empty audio span or
     an encode-only tokenizer."""
-    tok = vocab.tokenizer(segment.stream.name)
+    tok = vocab.tokenizer(segment.stream.name, segment.media_type)   # Emu3 images: one-frame videos
     if not tok.can_decode:  # an encode-only tokenizer (LLM input only): the transcript says so
         return False
     codes = segment.codes
-    modality = segment.stream.modality
+    modality = segment.media_type
     if modality == "image":
         from mmtok.image.files import decode_batch
         from mmtok.media.image import write_image

@@ -75,8 +75,8 @@ class ItemEncoder:
 
         ref, image = part.ref, part.data
         height, width = image.shape[-2:]
-        tok = self.vocab.tokenizer(ref.stream)
-        _check_grid(self.vocab.stream(ref.stream), tok.grid_shape(height, width))  # before spending compute on it
+        tok = self.vocab.tokenizer(ref.stream, "image")   # an Emu3 stream: a one-frame-video view
+        _check_grid(self.vocab.stream(ref.stream), tok.grid_shape(height, width), "image")  # before spending compute on it
         # Large images take the tiled path one by one, as encode_image does.
         key = (ref.stream, height, width) if height * width <= TILE_ABOVE_PIXELS else (ref.stream, height, width, id(job), slot)
         group = self.groups.setdefault(key, [])
@@ -96,7 +96,7 @@ class ItemEncoder:
         group = [w for w in group if w.job.error is None]
         if not group:
             return
-        tok = self.vocab.tokenizer(group[0].job.decoded.parts[group[0].slot].ref.stream)
+        tok = self.vocab.tokenizer(group[0].job.decoded.parts[group[0].slot].ref.stream, "image")
         try:
             codes = encode_batch(tok, torch.stack([w.image for w in group]))
         except ITEM_ERRORS as err:
@@ -132,17 +132,17 @@ class ItemEncoder:
         # min / max of (the code range checks of `check_codes` and `MediaStream.span` need it).
         if part.data is None:
             return encode_video(tok, ref.path, ref.fps, ref.short_side).codes.long()
-        _check_grid(self.vocab.stream(ref.stream), tok.grid_shape(*part.data.shape[1:]))
+        _check_grid(self.vocab.stream(ref.stream), tok.grid_shape(*part.data.shape[1:]), "video")
         encoder = tok.stream_encoder(WINDOW)
         dtype = smallest_dtype(tok.codebook_size - 1)  # as encode_frames: the pieces of a long video stay small
         pieces = [encoder.push(to_model(block)[None])[0].to("cpu", dtype) for block in part.data.split(BLOCK_FRAMES, dim=1)]
         return torch.cat([*pieces, encoder.flush()[0].to("cpu", dtype)]).long()
 
 
-def _check_grid(stream, grid: tuple[int, ...]) -> None:
+def _check_grid(stream, grid: tuple[int, ...], media_type: str) -> None:
     """MmtokError (the span's own message) if the vocab cannot state this grid in a header."""
     if any(not 1 <= d <= stream.options.max_dim for d in grid):
-        stream.span(torch.zeros(grid, dtype=torch.long))
+        stream.span(torch.zeros(grid, dtype=torch.long), media_type)
 
 
 def _reason(err: Exception) -> str:

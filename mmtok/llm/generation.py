@@ -38,7 +38,7 @@ def generate(
     """
     openers = _openers(media, len(prompts))
     text_tok = vocab.text_tokenizer
-    held = {s.modality for s in vocab.streams}
+    held = {m for s in vocab.streams for m in s.media_types}   # an Emu3 stream holds images too
     processor = MediaLogitsProcessor(vocab, grids={k: v for k, v in (grids or {}).items() if v and k in held})
     pad_id = pad_id_of(text_tok)
     batch = left_padded([vocab.prompt([p], media=m).input_ids for p, m in zip(prompts, openers)], pad_id)

@@ -109,8 +109,9 @@ def _modality_of(suffix: str, streams: dict[str, str]) -> str | None:
 
 
 def _folder(root: Path, vocab, fps: float | None, short_side: int | None) -> Dataset:
-    modalities = {s.modality for s in vocab.streams}
-    # One stream per modality (a folder cannot say which of two image streams to use).
+    modalities = {m for s in vocab.streams for m in s.media_types}
+    # One stream per modality (a folder cannot say which of two image streams to use); an
+    # Emu3 stream codes the images when no image tokenizer does (see `MediaVocab.stream_for`).
     streams = {m: vocab.stream_for(m).name for m in sorted(modalities)}
     items, skipped = [], {}
     for file in sorted(root.rglob("*")):
@@ -201,8 +202,8 @@ def _parse_part(part: Any, index: int, base: Path, vocab, fps: float | None, sho
     if stream_name is not None and not isinstance(stream_name, str):
         raise MmtokError(f"part {index}: \"stream\" must be a stream name")
     stream = vocab.stream_for(stream_name or modality)
-    if stream.modality != modality:
-        raise MmtokError(f"part {index}: stream '{stream.name}' holds {stream.modality}, not {modality}")
+    if modality not in stream.media_types:
+        raise MmtokError(f"part {index}: stream '{stream.name}' holds {' and '.join(stream.media_types)}, not {modality}")
     part_fps, part_side = part.get("fps", fps), part.get("short_side", short_side)
     if part_fps is not None and (isinstance(part_fps, bool) or not isinstance(part_fps, (int, float)) or part_fps <= 0):
         raise MmtokError(f"part {index}: \"fps\" must be a positive number")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.llm.streams import MediaStream
+from mmtok.llm.streams import MediaStream, SpanType
 
 POLICIES = ("strict", "repair", "drop")
 # repair pads a truncated image / video unless more than half of it, and more than this many
@@ -43,10 +43,11 @@ class Segment:
     `start` / `stop` are positions `[start, stop)` in the parsed ids. `ids` is what the
     segment contributes to a clean sequence: the text ids kept (stray media ids removed),
     or the whole media span re-made from `codes` (the input span itself when it was clean).
-    For media, `stream` names the block, `grid` the header's grid (image `(h, w)`, video
-    `(t, h, w)`, audio `(frames,)`) and `codes` the tokenizer codes (image `[h,w]`, audio
-    `[K,t]`, video `[t,h,w]`, int64). `problems` lists what was wrong with this segment
-    and what was done.
+    For media, `stream` names the block, `media_type` what the span holds (a stream may
+    serve several: Emu3's image and video spans), `grid` the header's grid (image `(h, w)`,
+    video `(t, h, w)`, audio `(frames,)`) and `codes` the tokenizer codes (image `[h,w]`,
+    audio `[K,t]`, video `[t,h,w]`, int64). `problems` lists what was wrong with this
+    segment and what was done.
     """
 
     start: int
@@ -56,6 +57,7 @@ class Segment:
     grid: tuple[int, ...] | None = None
     codes: torch.Tensor | None = None
     problems: list[str] = field(default_factory=list)
+    media_type: str | None = None
 
 
 @dataclass
@@ -145,10 +147,10 @@ def describe(vocab, token_id: int) -> str:
         return f"text id {token_id}"
     s = vocab.stream_of_id(token_id)
     offset = token_id - s.start_id
-    if offset == 0:
-        return f"{s.name} start token"
-    if offset == 1:
-        return f"{s.name} end token"
+    if token_id < s.dim_id:
+        span = s.span_types[offset // 2]
+        name = s.name if len(s.span_types) == 1 else f"{s.name} {span.media_type}"
+        return f"{name} {'end' if offset % 2 else 'start'} token"
     if token_id < s.code_offset:
         return f"{s.name} header id (dim {token_id - s.dim_id + 1})"
     return f"{s.name} code id {token_id}"
@@ -199,15 +201,18 @@ class _Parser:
         if media.any() and vocab.streams:
             starts = torch.tensor([s.start_id for s in vocab.streams])
             code_offsets = torch.tensor([s.code_offset - s.start_id for s in vocab.streams])
+            markers = torch.tensor([s.dim_id - s.start_id for s in vocab.streams])   # 2 per media type
             s = self.sidx[media]
             offset = ids[media] - starts[s]
             role = torch.full_like(offset, LAYOUT)
             role[offset < code_offsets[s]] = DIM
-            role[offset == 1] = END
-            role[offset == 0] = START
+            is_marker = offset < markers[s]
+            role[is_marker & (offset % 2 == 1)] = END
+            role[is_marker & (offset % 2 == 0)] = START
             self.role[media] = role
         self.span_starts = (self.role == START).nonzero()[:, 0].tolist()
-        self.ends = {i: (ids == s.end_id).nonzero()[:, 0] for i, s in enumerate(vocab.streams)}
+        # end positions of each span type, by its start token id
+        self.ends = {t.start_id: (ids == t.end_id).nonzero()[:, 0] for st in vocab.streams for t in st.span_types}
 
     def report(self, message: str, action: str, into: list[str]) -> None:
         if self.policy == "strict":
@@ -264,11 +269,12 @@ class _Parser:
         vocab, ids = self.vocab, self.ids
         si = int(self.sidx[p])
         stream: MediaStream = vocab.streams[si]
-        name, nd = stream.name, stream.num_dims
+        kind = stream.span_types[(int(ids[p]) - stream.start_id) // 2]
+        name, nd = stream.name, kind.num_dims
         problems: list[str] = []
         drop_action = "span dropped"
 
-        ends = self.ends[si]
+        ends = self.ends[kind.start_id]
         after = ends[(ends > p) & (ends < region_end)]
         end = int(after[0]) if after.numel() else None
         inner_limit = end if end is not None else region_end
@@ -306,7 +312,7 @@ class _Parser:
             self.report(f"{name} span at {p}: no end token ({why})", "closed there" if self.policy == "repair" else drop_action, problems)
 
         body = ids[header_end:body_stop]
-        expected = stream.body_length(grid) if grid is not None else 0
+        expected = kind.body_length(grid) if grid is not None else 0
         if self.policy == "repair" and expected - body.numel() > max(MAX_INVENTED, expected // 2):
             # Padding a few codes up to a huge stated grid would invent most of the media
             # (a 256x256x256 video header would decode to a thousand 2K frames).
@@ -315,23 +321,23 @@ class _Parser:
                 f"{expected}; too little to repair", drop_action, problems,
             )
             return stop
-        if stream.modality == "audio":
-            codes, issues = _audio_body(vocab, stream, body, header_end)
+        if kind.media_type == "audio":
+            codes, issues = _audio_body(vocab, kind, body, header_end)
         else:
-            codes, issues = _grid_body(vocab, stream, body, grid, header_end)
+            codes, issues = _grid_body(vocab, kind, body, grid, header_end)
         for _, message, action in sorted(issues, key=lambda issue: issue[0]):
             self.report(message, action if self.policy == "repair" else drop_action, problems)
         if problems and self.policy == "drop":
             return stop
-        if stream.modality == "audio":
+        if kind.media_type == "audio":
             grid = (codes.shape[1],)
-        span_ids = ids[p:stop].clone() if not problems else stream.span(codes)
-        self.segments.append(Segment(p, stop, span_ids, stream, grid, codes, problems))
+        span_ids = ids[p:stop].clone() if not problems else kind.span(codes)
+        self.segments.append(Segment(p, stop, span_ids, stream, grid, codes, problems, kind.media_type))
         return stop
 
 
 def _grid_body(
-    vocab, stream: MediaStream, body: torch.Tensor, grid: tuple[int, ...], at: int,
+    vocab, stream: SpanType, body: torch.Tensor, grid: tuple[int, ...], at: int,
 ) -> tuple[torch.Tensor, list[tuple[int, str, str]]]:
     """Image / video body ids -> (codes `[h,w]` / `[t,h,w]`, [(position, problem, repair action)])."""
     layout, name = stream.layout, stream.name
@@ -428,7 +434,7 @@ def _group_starts(group: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(starts, counts)
 
 
-def _audio_body(vocab, stream: MediaStream, body: torch.Tensor, at: int) -> tuple[torch.Tensor, list[tuple[int, str, str]]]:
+def _audio_body(vocab, stream: SpanType, body: torch.Tensor, at: int) -> tuple[torch.Tensor, list[tuple[int, str, str]]]:
     """Audio body ids -> (codes `[K,t]`, [(position, problem, repair action)])."""
     layout, where = stream.layout, f"{stream.name} span at {at - 1}"
     levels, n = layout.levels, body.numel()

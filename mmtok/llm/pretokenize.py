@@ -292,7 +292,7 @@ def _build_parts(vocab: MediaVocab, decoded: DecodedItem, codes: dict[int, torch
     for slot, part in enumerate(decoded.parts):
         if isinstance(part, DecodedMedia):
             ref = part.ref
-            tokens = TokenFile.from_codes(vocab.tokenizer(ref.stream), codes[slot], {}, ref.source)
+            tokens = TokenFile.from_codes(vocab.tokenizer(ref.stream, ref.modality), codes[slot], {}, ref.source)
             part = PART_CLASS[ref.modality](tokens, stream=ref.stream)
         parts.append(part)
     return parts

@@ -79,11 +79,12 @@ class Sequence:
 
 
 def media_codes(vocab, part: MediaPart) -> tuple[MediaStream, torch.Tensor]:
-    """`(stream, codes)` of one media part (image `[h,w]`, audio `[K,t]`, video `[t,h,w]`)."""
+    """`(stream, codes)` of one media part (image `[h,w]`, audio `[K,t]`, video `[t,h,w]`).
+    The stream may serve the part's media type as a second one (an Emu3 stream: images)."""
     stream = vocab.stream_for(part.stream or part.modality)
-    if stream.modality != part.modality:
-        raise MmtokError(f"{type(part).__name__}(...): stream '{stream.name}' holds {stream.modality}, not {part.modality}")
-    tok = vocab.tokenizer(stream.name)
+    if part.modality not in stream.media_types:
+        raise MmtokError(f"{type(part).__name__}(...): stream '{stream.name}' holds {' and '.join(stream.media_types)}, not {part.modality}")
+    tok = vocab.tokenizer(stream.name, part.modality)
     source = part.source
     if isinstance(source, (str, Path)) and Path(source).suffix == SUFFIX:
         source = TokenFile.load(source)
@@ -91,33 +92,33 @@ def media_codes(vocab, part: MediaPart) -> tuple[MediaStream, torch.Tensor]:
         source.check_tokenizer(tok, source.source or "token file")
         return stream, source.codes.long()
     if isinstance(source, torch.Tensor):
-        return stream, _encode_tensor(tok, stream, source)
+        return stream, _encode_tensor(tok, stream, part.modality, source)
     # .long(): video files keep their codes uint16, which has no min / max on CPU
     return stream, _encode_file(tok, stream, part, Path(source)).long()
 
 
-def _encode_tensor(tok, stream: MediaStream, x: torch.Tensor) -> torch.Tensor:
+def _encode_tensor(tok, stream: MediaStream, media_type: str, x: torch.Tensor) -> torch.Tensor:
     from mmtok.media.image import to_model
 
-    expected = {"image": 3, "audio": 2, "video": 4}[stream.modality]
+    expected = {"image": 3, "audio": 2, "video": 4}[media_type]
     if x.ndim != expected:
-        raise MmtokError(f"{stream.modality} tensor must have {expected} dims, got shape {tuple(x.shape)}")
+        raise MmtokError(f"{media_type} tensor must have {expected} dims, got shape {tuple(x.shape)}")
     if x.dtype == torch.uint8:
         x = to_model(x)
-    if stream.modality == "audio":
+    if media_type == "audio":
         return tok.encode(x[None], num_quantizers=stream.options.levels)[0]
-    if stream.modality == "video":
+    if media_type == "video":
         return tok.encode_windowed(x[None])[0]
     return tok.encode(x[None])[0]
 
 
 def _encode_file(tok, stream: MediaStream, part: MediaPart, path: Path) -> torch.Tensor:
-    if stream.modality == "image":
+    if part.modality == "image":
         from mmtok.image.files import encode_image
         from mmtok.media.image import read_image
 
         return encode_image(tok, read_image(path), path.name).codes
-    if stream.modality == "audio":
+    if part.modality == "audio":
         from mmtok.audio.files import encode_audio
 
         return encode_audio(tok, path, stream.options.levels).codes
@@ -153,7 +154,7 @@ def build(vocab, parts: list[Part], bos: bool = False, eos: bool = False) -> Seq
             add(text_ids(vocab, text_tok, part), 0)
         elif isinstance(part, MediaPart):
             stream, codes = media_codes(vocab, part)
-            span = stream.span(codes)
+            span = stream.span(codes, part.modality)
             spans.append((stream.name, length, length + span.numel()))
             add(span, index[stream.name])
         else:
@@ -181,14 +182,17 @@ def text_ids(vocab, text_tok, text: str) -> torch.Tensor:
 def prompt(vocab, parts: list[Part], media: str | None = None, bos: bool = False) -> Sequence:
     """A generation prompt: `build(parts)` and, when `media` names a stream (or the only
     stream of a modality), that stream's start id at the end, so the model continues with a
-    media span. The only way to open a span from text."""
+    media span. The only way to open a span from text. `media` is read by
+    `MediaVocab.span_type`: "image" on an Emu3-only vocab opens an image span, "emu3" a
+    video span (the stream's modality), "emu3:image" an image span."""
     seq = build(vocab, parts, bos=bos)
     if media is None:
         return seq
-    stream = vocab.stream_for(media)
-    index = 1 + vocab.streams.index(stream)
+    kind = vocab.span_type(media)
+    start_id = kind.start_id
+    index = 1 + [s.name for s in vocab.streams].index(kind.name)
     return Sequence(
-        torch.cat([seq.input_ids, torch.tensor([stream.start_id])]),
+        torch.cat([seq.input_ids, torch.tensor([start_id])]),
         torch.cat([seq.modality, torch.tensor([index], dtype=torch.int8)]),
         seq.names, seq.spans,   # spans lists complete spans only
     )

@@ -24,7 +24,7 @@ import torch
 
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import read_json, write_json
-from mmtok.llm.streams import MediaStream, StreamOptions, make_stream
+from mmtok.llm.streams import MediaStream, SpanType, StreamOptions, make_stream
 from mmtok.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -141,7 +141,8 @@ class MediaVocab:
 
     def stream_for(self, what: str | Tokenizer) -> MediaStream:
         """The stream of a tokenizer (by fingerprint), a stream name, or the only stream of
-        a modality ("image", "audio", "video")."""
+        a modality ("image", "audio", "video"): the only one whose tokenizer has that
+        modality, else the only one that serves it as another media type (Emu3: images)."""
         if isinstance(what, Tokenizer):
             for s in self.streams:
                 if s.tokenizer["fingerprint"] == what.fingerprint:
@@ -153,12 +154,22 @@ class MediaVocab:
         named = [s for s in self.streams if s.name == what]
         if named:
             return named[0]
-        of_modality = [s for s in self.streams if s.modality == what]
+        # A tokenizer of that modality first; else one that serves it too (Emu3 for images).
+        of_modality = [s for s in self.streams if s.modality == what] or [s for s in self.streams if what in s.media_types]
         if len(of_modality) == 1:
             return of_modality[0]
         if of_modality:
             raise MmtokError(f"several {what} streams {[s.name for s in of_modality]}; pick one by name")
         raise MmtokError(f"no '{what}' stream in this vocab; it has {[s.name for s in self.streams]}")
+
+    def span_type(self, what: str) -> SpanType:
+        """The spans `what` names: a stream name (the spans of its modality), "NAME:MEDIA_TYPE"
+        (Emu3's "emu3:image"), or a media type (its stream as `stream_for` finds it)."""
+        name, _, media_type = what.partition(":")
+        if media_type:
+            return self.stream(name).span_type(media_type)
+        stream = self.stream_for(what)
+        return stream.span_type(None if what == stream.name else what)
 
     def stream_of_id(self, token_id: int) -> MediaStream | None:
         """The stream whose block holds `token_id` (None for text and pad rows)."""
@@ -177,8 +188,13 @@ class MediaVocab:
         return table
 
     # -- tokenizers ------------------------------------------------------------------
-    def tokenizer(self, name: str) -> Tokenizer:
-        """The media tokenizer of stream `name`, loaded once and checked by fingerprint."""
+    def tokenizer(self, name: str, media_type: str | None = None) -> Tokenizer:
+        """The media tokenizer of stream `name`, loaded once and checked by fingerprint; with
+        `media_type`, what codes that media type (`Tokenizer.for_media`: an Emu3 stream's
+        images are coded as one-frame videos)."""
+        if media_type is not None:
+            self.stream(name).span_type(media_type)   # served by this stream, or MmtokError
+            return self.tokenizer(name).for_media(media_type)
         if name in self._tokenizers:
             return self._tokenizers[name]
         import mmtok
@@ -216,10 +232,11 @@ class MediaVocab:
             ) from None
 
     # -- codes <-> ids ---------------------------------------------------------------
-    def encode_codes(self, codes: torch.Tensor, tokenizer: str | Tokenizer) -> torch.Tensor:
-        """Codes of one item (image `[h,w]`, audio `[K,t]`, video `[t,h,w]`) -> the whole
-        span of LLM ids `[start, header..., codes..., end]` (int64)."""
-        return self.stream_for(tokenizer).span(codes)
+    def encode_codes(self, codes: torch.Tensor, tokenizer: str | Tokenizer, media_type: str | None = None) -> torch.Tensor:
+        """Codes of one item (image `[h,w]`, audio `[K,t]`, video `[t,h,w]`) of `media_type`
+        (default: the stream's modality) -> the whole span of LLM ids
+        `[start, header..., codes..., end]` (int64)."""
+        return self.stream_for(tokenizer).span(codes, media_type)
 
     def build(self, parts: list, bos: bool = False, eos: bool = False):
         """Interleaved text and media parts -> `Sequence` (ids + per-token modality); see

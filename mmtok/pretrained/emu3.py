@@ -4,6 +4,7 @@
     codes = tok.encode(x)            # [B,3,T,H,W] in [-1,1] -> [B,ceil(T/4),ceil(H/8),ceil(W/8)] int64
     x2 = tok.decode(codes, size=(T, H, W))
     image_codes = tok.encode(image[:, :, None])[:, 0]   # an image is a 1-frame video: [B,h,w]
+    image_codes = tok.for_media("image").encode(image)   # the same, as an image tokenizer
 
 Kind `hf-emu3` wraps the transformers model as `tok.model`, so `state_dict`, `parameters` and
 the fingerprint are the transformers weights. Emu3's published VQ weights in transformers'

@@ -30,7 +30,7 @@ import math
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.layout import VideoLayout
+from mmtok.layout import RasterLayout, VideoLayout
 from mmtok.nn.conv3d import carrying
 from mmtok.padding import pad_to_multiple
 from mmtok.tokenizer import Tokenizer
@@ -112,9 +112,26 @@ class VideoTokenizer(Tokenizer):
         t, h, w = self.grid_shape(num_frames, height, width)
         return t * h * w * math.log2(self.codebook_size) / (num_frames * height * width)
 
-    def token_layout(self, row_separator: bool = False, frame_separator: bool = False) -> VideoLayout:
-        """Frame by frame, raster order, optional row / frame separator ids (see `VideoLayout`)."""
+    def token_layout(
+        self, row_separator: bool = False, frame_separator: bool = False, *, media_type: str | None = None,
+    ) -> VideoLayout | RasterLayout:
+        """Frame by frame, raster order, optional row / frame separator ids (see `VideoLayout`).
+
+        `media_type="image"` (tokenizers that code images as one-frame videos, e.g. Emu3): the
+        `RasterLayout` of one frame, no frame separator. It uses the video layout's ids (the
+        same codes, the same row separator id), so one block of LLM ids serves both."""
+        if self.media_type_of(media_type) == "image":
+            return RasterLayout(self.codebook_size, row_separator)
         return VideoLayout(self.codebook_size, row_separator, frame_separator)
+
+    def for_media(self, media_type: str | None = None):
+        """Itself for video; for images (when `media_types` has "image") a view that codes them
+        as one-frame videos (`FramesAsImages`)."""
+        if self.media_type_of(media_type) == "image":
+            from mmtok.video.as_images import FramesAsImages
+
+            return FramesAsImages(self)
+        return self
 
     # -- whole-video coding --------------------------------------------------------------
     def pad(self, x: torch.Tensor) -> torch.Tensor:
