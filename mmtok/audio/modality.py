@@ -32,7 +32,6 @@ class AudioModality(Modality):
     encode_options = frozenset({"kbps", "num_quantizers"})
     progress_unit, progress_unit_scale = "s", True   # seconds of audio
     baselines = ("opus",)
-    metrics_doc = "mel distance, SI-SDR dB, STOI"
     chunk_seconds = CHUNK_SECONDS
     max_held_seconds = 600.0   # longer files are streamed, not held whole: 10 min of 48 kHz stereo float32 is 230 MB
 

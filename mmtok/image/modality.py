@@ -30,7 +30,6 @@ class ImageModality(Modality):
     encode_options = decode_options = frozenset({"batch_size"})
     progress_unit = "file"
     baselines = ("jpeg", "webp", "kmeans")
-    metrics_doc = "PSNR dB, SSIM, MS-SSIM"
     batched = True
 
     def encode_file(self, tok: ImageTokenizer, path: str | Path) -> TokenFile:

@@ -51,7 +51,6 @@ class Modality(ABC):
     progress_unit: str                     # what `progress` counts: "file", "s" of audio, "frame"
     progress_unit_scale = False            # True: show k / M prefixes (hours of audio in seconds)
     baselines: tuple[str, ...] = ()        # classic codecs `mmtok eval` compares with
-    metrics_doc: str                       # the `compare` scores, in words
     batched = False                        # held files are coded in batches of one size (images), not one by one
 
     @property

@@ -33,7 +33,6 @@ class VideoModality(Modality):
     encode_options = frozenset({"fps", "short_side"})
     progress_unit = "frame"
     baselines = ("h264",)
-    metrics_doc = "PSNR dB, SSIM per frame, temporal flicker"
     window, block_frames = WINDOW, BLOCK_FRAMES
     max_held_bytes = 512 * 2**20   # larger videos are streamed, not held whole as uint8 frames
 
