@@ -82,3 +82,27 @@ def test_generate_parse_and_decode_with_plain_transformers(shipped_llm, tmp_path
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (3 * 8, 3 * 8)
     assert (tmp_path / "decoded" / "000" / "transcript.md").is_file()
+
+
+def test_generate_function_opens_each_span_explicitly_and_keeps_it_well_formed(shipped_llm):
+    """`mmtok.llm.generate`: one left-padded batch; each row starts with its own prompt (no
+    padding), then the span its `media` entry asked for, in the forced shape; a typed
+    '<|image_start|>' stays text; the same seed gives the same ids."""
+    from mmtok.llm import generate
+
+    model = AutoModelForCausalLM.from_pretrained(shipped_llm)
+    vocab = MediaVocab.load(shipped_llm)
+    prompts = ["A photo of the sea, a long and calm one:", "Listen:", "typed <|image_start|> stays text"]
+    kwargs = dict(media=["image", "audio", None], grids={"image": (3, 4), "audio": (5,)}, max_new_tokens=40, seed=3)
+    rows = generate(model, vocab, prompts, **kwargs)
+    assert rows == generate(model, vocab, prompts, **kwargs)
+    for prompt, media, row in zip(prompts, ["image", "audio", None], rows):
+        prompt_ids = vocab.prompt([prompt], media=media).input_ids.tolist()
+        assert row[: len(prompt_ids)] == prompt_ids
+        parsed = vocab.parse(torch.tensor(row), policy="strict")
+        spans = [s for s in parsed.segments if s.stream is not None]
+        if media is None:
+            assert max(prompt_ids) < vocab.text_vocab_size
+            continue
+        assert spans[0].stream.modality == media and not parsed.problems
+        assert tuple(spans[0].codes.shape[-2:] if media == "image" else spans[0].codes.shape[-1:]) == kwargs["grids"][media]

@@ -1,5 +1,5 @@
-"""`mmtok generate`: sample from an extended LLM under `MediaLogitsProcessor` and write the
-ids as JSON for `mmtok detokenize` (a pipeline check, and a template for your own loop)."""
+"""`mmtok generate`: sample from an extended LLM under `MediaLogitsProcessor` (the loop is
+`mmtok.llm.generate`, in mmtok/llm/generation.py) and write the ids as JSON for `mmtok detokenize`."""
 
 from __future__ import annotations
 
@@ -25,12 +25,6 @@ def parse_grid(spec: str | None, sides: int, flag: str) -> tuple[int, ...] | Non
     return grid
 
 
-def until_eos(generated: list[int], eos: int | None) -> list[int]:
-    """Generated ids up to and including the first end-of-sequence (rows that finished early
-    are filled with padding after it)."""
-    return generated[: generated.index(eos) + 1] if eos in generated else generated
-
-
 @click.command()
 @click.option("--llm", required=True, type=click.Path(path_type=Path), help="Extended checkpoint folder (from `mmtok extend`).")
 @click.option("-p", "--prompt", "prompts", multiple=True, required=True,
@@ -50,32 +44,18 @@ def generate(
     audio_frames: int | None, max_new_tokens: int, greedy: bool, seed: int,
 ) -> None:
     """Generate interleaved text and media ids with every media span kept well-formed."""
-    import torch
-    from transformers import AutoModelForCausalLM, LogitsProcessorList
+    from transformers import AutoModelForCausalLM
 
-    from mmtok.llm import MediaLogitsProcessor, MediaVocab
-    from mmtok.llm.sequence import left_padded, pad_id_of
+    from mmtok.llm import MediaVocab
+    from mmtok.llm.generation import generate as generate_ids
 
-    vocab = MediaVocab.load(llm)
     grids = {"image": parse_grid(image_grid, 2, "--image-grid"), "video": parse_grid(video_grid, 3, "--video-grid"),
              "audio": (audio_frames,) if audio_frames else None}
-    modalities = {s.modality for s in vocab.streams}
-    processor = MediaLogitsProcessor(vocab, grids={k: v for k, v in grids.items() if v and k in modalities})
-    text_tok = vocab.text_tokenizer
-    model = AutoModelForCausalLM.from_pretrained(llm)
     if len(media) not in (0, 1, len(prompts)):
         raise MmtokError(f"--media given {len(media)} times for {len(prompts)} prompts; give it once, or once per prompt")
-    opens = [None if m == "text" else m for m in (media * len(prompts) if len(media) == 1 else media or (None,) * len(prompts))]
-    batch = left_padded([vocab.prompt([p], media=m).input_ids for p, m in zip(prompts, opens)], pad_id_of(text_tok))
-    torch.manual_seed(seed)
-    ids = model.generate(
-        **batch, logits_processor=LogitsProcessorList([processor]), do_sample=not greedy,
-        max_new_tokens=max_new_tokens, pad_token_id=pad_id_of(text_tok),
-    )
-    prompt_len = batch["input_ids"].shape[1]
-    rows = [
-        row[:prompt_len][mask.bool()].tolist() + until_eos(row[prompt_len:].tolist(), text_tok.eos_token_id)
-        for row, mask in zip(ids, batch["attention_mask"])
-    ]
+    vocab = MediaVocab.load(llm)
+    model = AutoModelForCausalLM.from_pretrained(llm)
+    rows = generate_ids(model, vocab, prompts, media=media or None, grids=grids,
+                        max_new_tokens=max_new_tokens, greedy=greedy, seed=seed)
     atomic_write(out, lambda tmp: tmp.write_text(json.dumps(rows if len(rows) > 1 else rows[0])))
     click.echo(f"wrote {len(rows)} sequence(s) to {out}; decode them with `mmtok detokenize --vocab {llm} {out} -o DIR`")

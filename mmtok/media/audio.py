@@ -29,7 +29,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from mmtok.errors import MmtokError
+from mmtok.errors import MmtokError, first_line
 from mmtok.files import atomic_write, require_regular_file
 from mmtok.media.audio_container import check_container
 
@@ -60,7 +60,7 @@ def audio_info(path: str | Path) -> AudioInfo:
         with quiet_native_stderr(path):
             info = sf.info(str(path))
     except Exception as err:
-        raise MmtokError(f"{path}: not a readable audio file ({_reason(err)}); use wav, flac, ogg or mp3") from None
+        raise MmtokError(f"{path}: not a readable audio file ({first_line(err)}); use wav, flac, ogg or mp3") from None
     if info.frames <= 0:
         raise MmtokError(f"{path}: the file has no samples (zero length); nothing to encode")
     if not MIN_RATE <= info.samplerate <= MAX_RATE:
@@ -124,7 +124,7 @@ class AudioBlocks:
         except MmtokError:
             raise
         except Exception as err:
-            raise MmtokError(f"{path}: cannot decode audio after {read} samples ({_reason(err)}); the file is corrupt or truncated") from None
+            raise MmtokError(f"{path}: cannot decode audio after {read} samples ({first_line(err)}); the file is corrupt or truncated") from None
         if read == 0:
             raise MmtokError(f"{path}: the file has no samples (zero length); nothing to encode")
         if read < 0.99 * info.num_samples:  # mp3 headers estimate the length; allow 1 %
@@ -224,7 +224,3 @@ def quiet_native_stderr(path: Path):
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def _reason(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

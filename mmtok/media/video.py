@@ -56,7 +56,7 @@ import torch
 from av.stream import Disposition
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
-from mmtok.errors import MmtokError
+from mmtok.errors import MmtokError, first_line
 from mmtok.files import atomic_write
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif"}
@@ -513,4 +513,4 @@ def _reason(err: Exception) -> str:
     """The gist of an exception, without FFmpeg's errno and repeated file name."""
     if isinstance(err, av.FFmpegError) and err.strerror:
         return err.strerror
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return first_line(err)
