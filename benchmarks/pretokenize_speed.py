@@ -112,20 +112,20 @@ def child(args: argparse.Namespace) -> dict:
     does not pay at that size."""
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # denormals make CPU convolutions erratically slow
-    from mmtok.llm.decode import AudioFormat, ItemReader
+    from mmtok.llm.item_reader import ItemReader
     from mmtok.llm.items import load_dataset
     from mmtok.llm.pretokenize import pretokenize
     from mmtok.llm.vocab import MediaVocab
+    from mmtok.modalities import named
 
     vocab = MediaVocab.load(args.vocab_dir)
     tok = vocab.tokenizer(args.modality)
-    audio = {s.name: AudioFormat(vocab.tokenizer(s.name).sample_rate, vocab.tokenizer(s.name).channels)
-             for s in vocab.streams if s.modality == "audio"}
-    reader = ItemReader(load_dataset(args.folder, vocab).items, 0, audio)
+    readings = {s.name: named(s.modality).reading(vocab.tokenizer(s.name)) for s in vocab.streams}
+    reader = ItemReader(load_dataset(args.folder, vocab).items, 0, readings)
     if args.child == "decode":
         run = lambda: [reader[i] for i in range(len(reader))]
     elif args.child == "raw":
-        decoded = [reader[i].parts[0].data for i in range(len(reader))]
+        decoded = [reader[i].parts[0].held.data for i in range(len(reader))]
         run = raw_encode(tok, decoded, args.batch_size, vocab.stream(args.modality).options.levels)
         run()  # warm-up: the tokenizer's steady state
     else:

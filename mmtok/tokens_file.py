@@ -174,6 +174,12 @@ class TokenFile:
             meta.get("source", ""), meta.get("tokenizer_path", ""),
         )
 
+    def checked_original(self, source: str | Path) -> dict[str, Any]:
+        """`original`, checked against its media type's schema as `load` checks it (a token
+        file made in memory, e.g. by `from_codes`, is checked here): what the decoders read."""
+        check_schema(Path(source), self.modality, self.codes, None, self.original)
+        return self.original
+
     def check_tokenizer(self, tok: Tokenizer, path: str | Path) -> None:
         if self.modality != tok.modality:
             raise MmtokError(f"{path}: holds {self.modality} codes, but the given tokenizer is a {tok.modality} tokenizer; "

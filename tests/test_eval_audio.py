@@ -14,7 +14,7 @@ from conftest import assert_cli_error, make_codec, run_mmtok, write_sample_audio
 
 import mmtok
 from mmtok.audio.files import decode_audio, encode_audio
-from mmtok.cli.compare import audio_scores
+from mmtok.audio.modality import AUDIO
 from mmtok.errors import MmtokError
 from mmtok.eval.audio_eval import evaluate_audio, plan_bitrates
 from mmtok.eval.audio_metrics import clip_scores, pesq_wb, si_sdr
@@ -85,7 +85,7 @@ def test_metrics_equal_mmtok_compare(cli_report, codec_dir, clips, tmp_path):
     for original in (clips / "speech" / "a.wav", clips / "other" / "b.flac"):
         recon = decode_audio(tok, encode_audio(tok, original, levels=2), tmp_path / f"{original.stem}.wav")
         ours = next(r for r in rows if r["file"] == original.name and r["method"] == "tiny-codec" and r["levels"] == 2)
-        theirs = audio_scores(original, recon)
+        theirs = AUDIO.scores(original, recon)
         assert ours["mel_distance"] == pytest.approx(theirs["mel"], abs=2e-3)
         assert ours["si_sdr"] == pytest.approx(theirs["SI-SDR"], abs=0.05)
         assert ours["stoi"] == pytest.approx(theirs["STOI"], abs=2e-3)

@@ -22,12 +22,22 @@ def rel(paths, root):
     return sorted(str(p.relative_to(root)) for p in paths)
 
 
+class Bar:
+    """What a tqdm bar offers the file functions: a total and updates."""
+
+    def __init__(self):
+        self.total, self.updates = None, []
+
+    def update(self, n):
+        self.updates.append(n)
+
+
 def test_encode_folder(tok, image_folder, tmp_path):
-    progress = []
-    written = encode_image_files(tok, [image_folder], tmp_path / "tok", batch_size=2, on_progress=progress.append)
+    progress = Bar()
+    written = encode_image_files(tok, [image_folder], tmp_path / "tok", batch_size=2, progress=progress)
     assert rel(written, tmp_path / "tok") == sorted(EXPECTED)
     assert rel(files_under(tmp_path / "tok"), tmp_path / "tok") == sorted(EXPECTED)
-    assert sum(progress) == 5
+    assert progress.total == 5 and sum(progress.updates) == 5
     for name, (h, w) in EXPECTED.items():
         tf = TokenFile.load(tmp_path / "tok" / name)
         assert tf.original == {"height": h, "width": w}
@@ -49,10 +59,10 @@ def test_batch_size_does_not_change_codes(tok, image_folder, tmp_path):
 
 def test_decode_folder(tok, image_folder, tmp_path):
     encode_image_files(tok, [image_folder], tmp_path / "tok")
-    progress = []
-    written = decode_token_files(tok, [tmp_path / "tok"], tmp_path / "rec", on_progress=progress.append)
+    progress = Bar()
+    written = decode_token_files(tok, [tmp_path / "tok"], tmp_path / "rec", progress=progress)
     assert rel(written, tmp_path / "rec") == sorted(n.replace(".mmtok", ".png") for n in EXPECTED)
-    assert sum(progress) == 5
+    assert progress.total == 5 and sum(progress.updates) == 5
     for name, (h, w) in EXPECTED.items():
         image = read_image(tmp_path / "rec" / name.replace(".mmtok", ".png"))
         assert image.shape == (3, h, w)

@@ -368,12 +368,13 @@ def test_setup_errors(media, vocab, extended_dir, llm_dir, other_tok_dir, codec_
 
 # -- encoding paths ----------------------------------------------------------------------------
 def test_long_media_are_streamed_from_the_file_with_the_same_ids(folder_run, media, vocab, tmp_path, monkeypatch):
-    import mmtok.llm.decode as decode
+    from mmtok.audio.modality import AUDIO
+    from mmtok.video.modality import VIDEO
 
     # Every audio / video "too long to hold whole": workers hand back the path, the main
     # process streams the file through encode_audio / encode_video.
-    monkeypatch.setattr(decode, "MAX_AUDIO_SECONDS", 0.0)
-    monkeypatch.setattr(decode, "MAX_VIDEO_BYTES", 0)
+    monkeypatch.setattr(AUDIO, "max_held_seconds", 0.0)
+    monkeypatch.setattr(VIDEO, "max_held_bytes", 0)
     pretokenize(media, vocab, tmp_path / "out", progress=False)
     assert_same_items(by_id(TokenShards(tmp_path / "out")), by_id(TokenShards(folder_run[0])))
 
@@ -404,7 +405,8 @@ def test_image_batching_with_many_sizes(vocab):
     import torch
 
     from mmtok.image.files import encode_image
-    from mmtok.llm.decode import DecodedItem, DecodedMedia
+    from mmtok.llm.item_reader import DecodedItem, DecodedMedia
+    from mmtok.media.modality import Held
     from mmtok.llm.encode import ItemEncoder
     from mmtok.llm.items import Item, MediaRef
 
@@ -413,7 +415,7 @@ def test_image_batching_with_many_sizes(vocab):
     jobs = []
     for i, image in enumerate(images):
         ref = MediaRef("image", f"{i}.png", f"{i}.png", "image")
-        jobs.append(encoder.add(DecodedItem(i, Item(str(i), (ref,)), [DecodedMedia(ref, image)])))
+        jobs.append(encoder.add(DecodedItem(i, Item(str(i), (ref,)), [DecodedMedia(ref, Held(image))])))
     assert encoder.waiting <= 3
     encoder.flush()
     tok = vocab.tokenizer("image")

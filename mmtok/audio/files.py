@@ -35,19 +35,29 @@ def encode_audio(
     """Encode one audio file to a `TokenFile` (codes `[levels,t]`); `on_progress(seconds)`
     is called after each block with the seconds of audio it held."""
     blocks = AudioBlocks(path, tok.sample_rate, tok.channels, block_seconds=chunk_seconds)
-    stream = tok.stream_encoder(levels, chunk_seconds)
-    parts = []
-    for block in blocks:
-        parts.append(stream.push(block[None]))
-        if on_progress:
-            on_progress(block.shape[-1] / tok.sample_rate)
-    codes = torch.cat([*parts, stream.flush()], dim=-1)[0]
+    codes = encode_blocks(tok, blocks, levels, chunk_seconds, on_progress)
     info = blocks.info
     original = {
         "sample_rate": info.sample_rate, "channels": info.channels, "num_samples": blocks.samples_in,
         "codec_samples": blocks.samples_out,
     }
     return TokenFile.from_codes(tok, codes, original, Path(path).name)
+
+
+def encode_blocks(
+    tok: AudioTokenizer, blocks: Iterable[torch.Tensor], levels: int | None = None, chunk_seconds: float = CHUNK_SECONDS,
+    on_progress: Callable[[float], None] | None = None,
+) -> torch.Tensor:
+    """Codes `[levels,t]` of audio given as blocks `[C,n]` at the tokenizer's rate and
+    channels, in the order read: the one streaming encoder every audio file goes through
+    (the codes depend on the block boundaries only through the encoder's exact chunking)."""
+    stream = tok.stream_encoder(levels, chunk_seconds)
+    parts = []
+    for block in blocks:
+        parts.append(stream.push(block[None]))
+        if on_progress:
+            on_progress(block.shape[-1] / tok.sample_rate)
+    return torch.cat([*parts, stream.flush()], dim=-1)[0]
 
 
 def decode_audio(
@@ -87,11 +97,8 @@ def _original(tf: TokenFile, source: str, tok: AudioTokenizer) -> tuple[int, int
     """(sample rate, length at that rate, length at the codec's rate), checked against the
     codes: a recorded length the codes cannot cover is refused before anything is written
     (a file claiming 1e12 samples would otherwise allocate TiB)."""
-    o = tf.original
-    try:
-        rate, length, codec_samples = int(o["sample_rate"]), int(o["num_samples"]), int(o["codec_samples"])
-    except (KeyError, TypeError, ValueError):
-        raise MmtokError(f"{source}: token file lacks the original sample rate / length; re-encode the audio") from None
+    o = tf.checked_original(source)
+    rate, length, codec_samples = o["sample_rate"], o["num_samples"], o["codec_samples"]
     frames = tf.codes.shape[-1]
     expected = codec_samples * rate / tok.sample_rate
     if tf.codes.ndim != 2 or not (frames - 1) * tok.hop_length < codec_samples <= frames * tok.hop_length \

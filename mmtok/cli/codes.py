@@ -12,17 +12,9 @@ from mmtok.cli.options import BATCH_SIZE, FPS, POSITIVE_FLOAT, SHORT_SIDE
 from mmtok.errors import MmtokError
 from mmtok.tokens_file import SUFFIX, TokenFile
 
-DEFAULT_FORMAT = {"image": "png", "audio": "wav", "video": "mp4"}
-FORMATS = {"image": ("png", "jpg", "webp"), "audio": ("wav", "flac"), "video": ("mp4",)}
-# Options that only make sense for one modality: option name -> modality.
-MODALITY_OPTIONS = {"kbps": "audio", "num_quantizers": "audio", "fps": "video", "short_side": "video"}
-
-
-def _check_options(tok: mmtok.Tokenizer, spec: str, **given) -> None:
-    for name, value in given.items():
-        if value is not None and MODALITY_OPTIONS[name] != tok.modality:
-            flag = "--" + name.replace("_", "-")
-            raise MmtokError(f"{spec}: {flag} applies to {MODALITY_OPTIONS[name]} tokenizers; {tok.kind} is a {tok.modality} tokenizer")
+# Every media type's `Modality.formats`, spelled out so that `mmtok --help` need not import the
+# media types (and torch models); tests/test_cli.py checks that the two agree.
+FORMATS = ("flac", "jpg", "mp4", "png", "wav", "webp")
 
 
 @click.command()
@@ -39,24 +31,16 @@ def encode(
     fps: float | None, short_side: int | None,
 ) -> None:
     """Encode media files (or folders of them) to .mmtok token files."""
+    from mmtok.modalities import check_encode_options, modality_of
+
     tok = mmtok.load(tokenizer)
-    _check_options(tok, tokenizer, kbps=kbps, num_quantizers=num_quantizers, fps=fps, short_side=short_side)
-    if tok.modality == "video":
-        from mmtok.video.files import encode_video_files
-
-        with tqdm(desc="encode", unit="frame", disable=None) as bar:
-            written = encode_video_files(tok, inputs, out, fps, short_side, progress=bar)
-    elif tok.modality == "audio":
-        from mmtok.audio.files import encode_audio_files
-
-        levels = tok.levels_for(kbps=kbps, num_quantizers=num_quantizers)
-        with tqdm(desc=f"encode {tok.kbps(levels):g} kbps", unit="s", unit_scale=True, disable=None) as bar:  # seconds of audio
-            written = encode_audio_files(tok, inputs, out, levels, progress=bar)
-    else:
-        from mmtok.image.files import encode_image_files
-
-        with tqdm(desc="encode", unit="file", disable=None) as bar:
-            written = encode_image_files(tok, inputs, out, batch_size, on_progress=bar.update)
+    check_encode_options(tok, tokenizer, kbps=kbps, num_quantizers=num_quantizers, fps=fps, short_side=short_side)
+    modality = modality_of(tok)
+    given = {"batch_size": batch_size, "kbps": kbps, "num_quantizers": num_quantizers, "fps": fps, "short_side": short_side}
+    options = {k: v for k, v in given.items() if k in modality.encode_options}
+    unit, scale = modality.progress_unit, modality.progress_unit_scale
+    with tqdm(desc=modality.progress_label(tok, **options), unit=unit, unit_scale=scale, disable=None) as bar:
+        written = modality.encode_files(tok, inputs, out, bar, **options)
     click.echo(f"wrote {len(written)} token file(s) to {out}")
 
 
@@ -64,33 +48,23 @@ def encode(
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-t", "--tokenizer", help="Tokenizer folder or hf:ORG/NAME (default: the one recorded in the token file).")
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Output folder, or OUT.png / OUT.wav / OUT.mp4 for one input.")
-@click.option("--format", "fmt", type=click.Choice(sorted({f for fs in FORMATS.values() for f in fs})),
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Output format in a folder (default png for images, wav for audio, mp4 for video).")
 @click.option("--batch-size", type=BATCH_SIZE, default=16, show_default=True, help="Images: same-size images decoded together.")
 def decode(inputs: tuple[Path, ...], tokenizer: str | None, out: Path, fmt: str | None, batch_size: int) -> None:
     """Decode .mmtok token files (or folders of them) back to media."""
+    from mmtok.modalities import modality_of
+
     if tokenizer is None:
         tokenizer = _recorded_tokenizer(inputs)
     tok = mmtok.load(tokenizer)
     tok.require_decoder(tokenizer)
-    fmt = fmt or DEFAULT_FORMAT[tok.modality]
-    if fmt not in FORMATS[tok.modality]:
-        raise MmtokError(f"--format {fmt} does not fit a {tok.modality} tokenizer; use one of {FORMATS[tok.modality]}")
-    audio = tok.modality == "audio"  # progress counts seconds of audio, video frames, image files
-    unit = {"audio": "s", "video": "frame", "image": "file"}[tok.modality]
-    with tqdm(desc="decode", unit=unit, unit_scale=audio, disable=None) as bar:
-        if tok.modality == "video":
-            from mmtok.video.files import decode_video_files
-
-            written = decode_video_files(tok, inputs, out, progress=bar)
-        elif audio:
-            from mmtok.audio.files import decode_audio_files
-
-            written = decode_audio_files(tok, inputs, out, f".{fmt}", progress=bar)
-        else:
-            from mmtok.image.files import decode_token_files
-
-            written = decode_token_files(tok, inputs, out, f".{fmt}", batch_size, on_progress=bar.update)
+    modality = modality_of(tok)
+    fmt = fmt or modality.default_format
+    modality.check_format(fmt)
+    options = {"batch_size": batch_size} if "batch_size" in modality.decode_options else {}
+    with tqdm(desc="decode", unit=modality.progress_unit, unit_scale=modality.progress_unit_scale, disable=None) as bar:
+        written = modality.decode_files(tok, inputs, out, fmt, bar, **options)
     click.echo(f"wrote {len(written)} {tok.modality} file(s) to {out}")
 
 

@@ -12,9 +12,6 @@ import click
 from mmtok.cli.options import POSITIVE_FLOAT
 from mmtok.errors import MmtokError
 
-BASELINES = {"image": ("jpeg", "webp", "kmeans"), "audio": ("opus",), "video": ("h264",)}
-
-
 def load_named(specs: tuple[str, ...]) -> dict[str, object]:
     """`-t PATH` (named after its folder) or `-t NAME=PATH` -> {name: tokenizer}."""
     import mmtok
@@ -36,20 +33,19 @@ def select_files(data: tuple[Path, ...], modality: str, heldout: Path | None, li
     """(files to evaluate, files trained baselines learn from by default).
 
     With `--heldout RECIPE` the evaluated files are those the recipe's `exclude` globs held
-    out, and trained baselines (image k-means) learn from the rest, the recipe's training
-    files, never from the files they are scored on; without it, () (the evaluator then fits
-    on the evaluated files and says that this favours the baseline)."""
-    from mmtok.cli.compare import SUFFIXES
+    out, and trained baselines learn from what the media type says (image k-means: the rest,
+    the recipe's training files, never the files they are scored on); without it, () (the
+    evaluator then fits on the evaluated files and says that this favours the baseline)."""
     from mmtok.eval.selection import heldout_files, spread
     from mmtok.files import expand_inputs
+    from mmtok.modalities import named
 
-    files = sorted(expand_inputs(data, SUFFIXES[modality], modality))
+    media = named(modality)
+    files = sorted(expand_inputs(data, set(media.suffixes), modality))
     if heldout is None:
         return spread(files, limit), ()
     held = heldout_files(files, heldout, modality)
-    kept_out = set(held)
-    train = tuple(str(f) for f in files if f not in kept_out) if modality == "image" else ()
-    return spread(held, limit), train
+    return spread(held, limit), media.baseline_training_files(files, held)
 
 
 @click.command(name="eval")
@@ -79,6 +75,7 @@ def evaluate(
     """Measure tokenizers on your media, side by side with classic codecs; write a report."""
     from mmtok.eval.options import EvalOptions
     from mmtok.eval.report import Report
+    from mmtok.modalities import named
 
     toks = load_named(tokenizers)
     for name, tok in toks.items():  # eval measures reconstructions
@@ -87,29 +84,19 @@ def evaluate(
     if len(modalities) > 1:
         raise MmtokError(f"-t: tokenizers of different modalities ({', '.join(sorted(modalities))}); evaluate one modality at a time")
     modality = modalities.pop()
-    unknown = set(baselines) - set(BASELINES[modality])
+    media = named(modality)
+    unknown = set(baselines) - set(media.baselines)
     if unknown:
-        raise MmtokError(f"--baseline {sorted(unknown)[0]}: not a {modality} baseline; choose from {', '.join(BASELINES[modality])}")
-    if kbps and modality != "audio":
+        raise MmtokError(f"--baseline {sorted(unknown)[0]}: not a {modality} baseline; choose from {', '.join(media.baselines)}")
+    if kbps and "kbps" not in media.encode_options:
         raise MmtokError("--kbps: only audio tokenizers have bitrates to choose")
-    chosen = () if no_baselines else (baselines or BASELINES[modality])
+    chosen = () if no_baselines else (baselines or media.baselines)
     files, default_train = select_files(data, modality, heldout, limit)
     train = tuple(str(p) for p in baseline_train) or default_train
     options = EvalOptions(chosen, tuple(kbps) or None, limit, examples, seed, True, train)
     command = "mmtok " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""
     with Report(f"{', '.join(toks)} on {len(files)} {modality} file{'s' * (len(files) != 1)}", command) as report:
-        evaluator(modality)(toks, files, report, options)
+        media.evaluate(toks, files, report, options)
         report.write(out)
     click.echo(f"wrote {out / 'report.html'} and {out / 'report.md'}")
 
-
-def evaluator(modality: str):
-    """The `evaluate_<modality>(tokenizers, files, report, options)` function."""
-    if modality == "image":
-        from mmtok.eval.image_eval import evaluate_images
-        return evaluate_images
-    if modality == "audio":
-        from mmtok.eval.audio_eval import evaluate_audio
-        return evaluate_audio
-    from mmtok.eval.video_eval import evaluate_videos
-    return evaluate_videos

@@ -2,23 +2,26 @@
 
 Used by `mmtok encode` / `mmtok decode` and usable from Python:
 
-    written = encode_image_files(tok, ["photos/"], Path("tokens/"))
+    written = encode_image_files(tok, ["photos/"], Path("tokens/"), progress=bar)
     decode_token_files(tok, ["tokens/"], Path("recon/"))
+
+`progress` (e.g. a tqdm bar) gets its `total` set to the number of files and is `update`d
+as each batch is done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from itertools import groupby
 from pathlib import Path
 
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import Transaction, collect, output_paths
+from mmtok.files import Progress, Transaction, collect, output_paths, start_progress
 from mmtok.image.base import ImageTokenizer
 from mmtok.image.tiling import decode_tiled, encode_tiled
-from mmtok.media.image import MAX_PIXELS, check_pixels, from_model, open_image, read_image, to_model, write_image
+from mmtok.media.image import IMAGE_SUFFIXES, MAX_PIXELS, WRITE_SUFFIXES, check_pixels, from_model, open_image, read_image, to_model, write_image
 from mmtok.tokens_file import SUFFIX, TokenFile
 
 EXIF_ORIENTATION = 0x0112
@@ -69,8 +72,9 @@ def original_size(tok: ImageTokenizer, tokens: TokenFile, source: str = "codes")
     tokens.check_tokenizer(tok, source)
     if tokens.codes.ndim != 2:
         raise MmtokError(f"{source}: image codes must be a 2-D grid, got shape {tuple(tokens.codes.shape)}")
-    height = int(tokens.original.get("height", tokens.codes.shape[0] * tok.downsample))
-    width = int(tokens.original.get("width", tokens.codes.shape[1] * tok.downsample))
+    original = tokens.checked_original(source)
+    height = original.get("height", tokens.codes.shape[0] * tok.downsample)
+    width = original.get("width", tokens.codes.shape[1] * tok.downsample)
     if tok.grid_shape(height, width) != tuple(tokens.codes.shape):
         raise MmtokError(f"{source}: grid {tuple(tokens.codes.shape)} does not fit the recorded size {width}x{height}")
     return height, width
@@ -94,7 +98,7 @@ def same_size_batches(sizes: list[tuple[int, int]], batch_size: int) -> Iterator
 
 def encode_image_files(
     tok: ImageTokenizer, inputs: Iterable[str | Path], out: Path, batch_size: int = 16,
-    on_progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[Path]:
     """Encode image files/folders to `.mmtok` files under `out` (or to `out` for one file).
 
@@ -102,8 +106,6 @@ def encode_image_files(
     is written; same-size images are batched.
     If a file turns out corrupt mid-way, everything this call wrote is removed.
     """
-    from mmtok.media.image import IMAGE_SUFFIXES
-
     files, roots = collect(inputs, IMAGE_SUFFIXES, "image")
     targets = output_paths(files, roots, out, SUFFIX, single_file_ok=out.suffix == SUFFIX)
     sizes = [check_image_header(f)[::-1] for f in files]  # (height, width)
@@ -112,6 +114,7 @@ def encode_image_files(
             tok.grid_shape(height, width)
         except MmtokError as err:
             raise MmtokError(f"{f}: {err}") from None
+    update = start_progress(progress, len(files))
     with Transaction() as tx:
         for group in same_size_batches(sizes, batch_size):
             images = [read_image(files[j]) for j in group]
@@ -122,14 +125,14 @@ def encode_image_files(
             for c, im, j in zip(codes, images, group):
                 original = {"height": im.shape[-2], "width": im.shape[-1]}
                 tx.add(TokenFile.from_codes(tok, c, original, files[j].name).save(targets[j]))
-            if on_progress:
-                on_progress(len(group))
+            if update:
+                update(len(group))
     return targets
 
 
 def decode_token_files(
     tok: ImageTokenizer, inputs: Iterable[str | Path], out: Path, image_suffix: str = ".png", batch_size: int = 16,
-    on_progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[Path]:
     """Decode `.mmtok` files/folders to images under `out` (or to `out` for one file).
 
@@ -137,16 +140,16 @@ def decode_token_files(
     written; same-size images are decoded together.
     """
     files, roots = collect(inputs, {SUFFIX}, "token")
-    single = out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-    targets = output_paths(files, roots, out, image_suffix, single_file_ok=single)
+    targets = output_paths(files, roots, out, image_suffix, single_file_ok=out.suffix.lower() in WRITE_SUFFIXES)
     loaded = [TokenFile.load(f) for f in files]
     sizes = [original_size(tok, tf, str(f)) for tf, f in zip(loaded, files)]
+    update = start_progress(progress, len(files))
     with Transaction() as tx:
         for group in same_size_batches(sizes, batch_size):
             images = decode_batch(tok, torch.stack([loaded[j].codes for j in group]), sizes[group[0]])
             for image, j in zip(images, group):
                 write_image(image, targets[j])
                 tx.add(targets[j])
-            if on_progress:
-                on_progress(len(group))
+            if update:
+                update(len(group))
     return targets

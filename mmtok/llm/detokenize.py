@@ -27,14 +27,12 @@ from pathlib import Path
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.files import Progress, atomic_write, read_json, replace_directory
+from mmtok.files import Progress, read_json, replace_directory
 from mmtok.llm.parse import Parsed, Segment
 from mmtok.llm.vocab import MediaVocab
+from mmtok.modalities import named
 
-SUFFIXES = {"image": ".png", "audio": ".wav", "video": ".mp4"}
 TRANSCRIPT = "transcript.md"
-VIDEO_WINDOW = 4          # latent frames decoded at a time (bounded memory)
-AUDIO_CHUNK_SECONDS = 10.0
 
 
 @dataclass
@@ -120,7 +118,7 @@ def detokenize(
             text = _decode_text(text_tok, p.text_ids)
             result = SequenceResult(out / folder.relative_to(tmp), p, text)
             for j, segment in enumerate(p.media):
-                name = f"media-{j:03d}{SUFFIXES[segment.media_type]}"
+                name = f"media-{j:03d}.{named(segment.media_type).default_format}"
                 written = _write_media(vocab, segment, folder / name, fps)
                 result.media.append((segment, name if written else None))
                 if progress is not None:
@@ -164,17 +162,16 @@ def transcript(result: SequenceResult, text_tok, policy: str, index: int | None 
             parts.append(_decode_text(text_tok, segment.ids))
             continue
         stream = segment.stream
+        modality = named(segment.media_type)
         j, name = files[id(segment)]
         label = f"{stream.name} {j}"
-        if name is None and segment.media_type == "audio" and segment.codes.shape[1] == 0:
+        if name is None and segment.codes.numel() == 0:
             line = f"*({label}: empty span at {segment.start})*"
         elif name is None:
             line = f"*({label}: not decoded, its tokenizer is encode-only)*"
-        elif segment.media_type == "image":
-            line = f"![{label}]({name})"
         else:
-            line = f"[{label}]({name})"
-        shape = f"{segment.grid[0]} frames" if segment.media_type == "audio" else "x".join(map(str, segment.grid))
+            line = modality.markdown_link(label, name)
+        shape = modality.grid_text(segment.grid)
         count = len(segment.problems)
         repaired = f", repaired: {count} problem{'s' if count > 1 else ''}" if count else ""
         parts.append(f"{line} *({segment.media_type}, {shape}{repaired})*")
@@ -187,58 +184,10 @@ def transcript(result: SequenceResult, text_tok, policy: str, index: int | None 
 # -- media ---------------------------------------------------------------------------
 @torch.no_grad()
 def _write_media(vocab: MediaVocab, segment: Segment, path: Path, fps: float) -> bool:
-    """Decode one media segment to `path`; False (nothing written) for an empty audio span or
-    an encode-only tokenizer."""
+    """Decode one media segment to `path` (the media type's one decoder, at the tokenizer's
+    own size / rate, video at `fps`); False (nothing written) for an empty audio span or an
+    encode-only tokenizer."""
     tok = vocab.tokenizer(segment.stream.name, segment.media_type)   # Emu3 images: one-frame videos
     if not tok.can_decode:  # an encode-only tokenizer (LLM input only): the transcript says so
         return False
-    codes = segment.codes
-    modality = segment.media_type
-    if modality == "image":
-        from mmtok.image.files import decode_batch
-        from mmtok.media.image import write_image
-
-        h, w = codes.shape
-        f = tok.downsample
-        write_image(decode_batch(tok, codes[None], (h * f, w * f))[0], path)
-    elif modality == "audio":
-        if codes.shape[1] == 0:
-            return False
-        _write_audio(tok, codes, path)
-    else:
-        _write_video(tok, codes, path, fps)
-    return True
-
-
-def _write_audio(tok, codes: torch.Tensor, path: Path) -> None:
-    """Codes `[K,t]` -> `path` (wav) at the tokenizer's output rate, decoded in chunks."""
-    from mmtok.media.audio import AudioWriter
-
-    samples = codes.shape[1] * tok.output_hop_length
-    rate = tok.output_sample_rate
-
-    def write(tmp: Path) -> None:
-        decoder = tok.stream_decoder(AUDIO_CHUNK_SECONDS)
-        step = decoder.chunk_frames
-        with AudioWriter(tmp, rate, rate, tok.channels, num_samples=samples) as writer:
-            for i in range(0, codes.shape[1], step):
-                writer.write(decoder.push(codes[None, :, i : i + step])[0])
-            writer.write(decoder.flush()[0])
-
-    atomic_write(path, write)
-
-
-def _write_video(tok, codes: torch.Tensor, path: Path, fps: float) -> None:
-    """Codes `[t,h,w]` -> `path` (mp4) at `fps`, decoded `VIDEO_WINDOW` latent frames at a time."""
-    from mmtok.media.video import VideoWriter
-
-    t, h, w = codes.shape
-    f = tok.spatial_downsample
-
-    def write(tmp: Path) -> None:
-        decoder = tok.stream_decoder(VIDEO_WINDOW)
-        with VideoWriter(tmp, fps, w * f, h * f) as writer:
-            for i in range(0, t, VIDEO_WINDOW):
-                writer.write(decoder.push(codes[None, i : i + VIDEO_WINDOW])[0].cpu())
-
-    atomic_write(path, write)
+    return named(segment.media_type).write_codes(tok, segment.codes, path, fps)

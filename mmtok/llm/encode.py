@@ -1,10 +1,11 @@
-"""Encoding decoded items in the main process: images batched by size, audio and video streamed.
+"""Encoding read items in the main process: images batched by size, audio and video streamed.
 
 `ItemEncoder.add(decoded)` returns a `Job` whose `codes` fill in as its media are encoded:
-audio and video at once, images when their size group reaches `batch_size`, when more
-than `max_waiting` images wait (the biggest group then goes, partial), or at `flush()` (the
-end of a shard). Codes equal what the per-file encoders give for the same files (see
-`mmtok.llm.decode`).
+audio and video at once (`Modality.encode_held`, or `encode_file` for media too long to
+hold), images (a `batched` media type) when their size group reaches `batch_size`, when
+more than `max_waiting` images wait (the biggest group then goes, partial), or at `flush()`
+(the end of a shard). Codes equal what the per-file encoders give for the same files (see
+`mmtok.llm.item_reader`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass, field
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.llm.decode import DecodedItem, DecodedMedia
+from mmtok.image.files import TILE_ABOVE_PIXELS, encode_batch
+from mmtok.llm.item_reader import DecodedItem, DecodedMedia, file_options
+from mmtok.modalities import named
 
 # Errors that make one item fail rather than the run (models raise these for odd input).
 ITEM_ERRORS = (MmtokError, RuntimeError, ValueError)
@@ -52,12 +55,10 @@ class ItemEncoder:
             if not isinstance(part, DecodedMedia):
                 continue
             try:
-                if part.ref.modality == "image":
+                if named(part.ref.modality).batched:
                     self._queue(job, slot, part)
-                elif part.ref.modality == "audio":
-                    job.codes[slot] = self._audio(part)
                 else:
-                    job.codes[slot] = self._video(part)
+                    job.codes[slot] = self._encode_one(part)
             except ITEM_ERRORS as err:
                 job.error = _reason(err)
                 break
@@ -71,12 +72,9 @@ class ItemEncoder:
 
     # -- images --------------------------------------------------------------------------
     def _queue(self, job: Job, slot: int, part: DecodedMedia) -> None:
-        from mmtok.image.files import TILE_ABOVE_PIXELS
-
-        ref, image = part.ref, part.data
+        ref, image = part.ref, part.held.data
         height, width = image.shape[-2:]
-        tok = self.vocab.tokenizer(ref.stream, "image")   # an Emu3 stream: a one-frame-video view
-        _check_grid(self.vocab.stream(ref.stream), tok.grid_shape(height, width), "image")  # before spending compute on it
+        self._check_grid(part)  # before spending compute on it
         # Large images take the tiled path one by one, as encode_image does.
         key = (ref.stream, height, width) if height * width <= TILE_ABOVE_PIXELS else (ref.stream, height, width, id(job), slot)
         group = self.groups.setdefault(key, [])
@@ -91,8 +89,6 @@ class ItemEncoder:
             self._encode_group(self.groups.pop(key))
 
     def _encode_group(self, group: list[_Waiting]) -> None:
-        from mmtok.image.files import encode_batch
-
         group = [w for w in group if w.job.error is None]
         if not group:
             return
@@ -109,40 +105,26 @@ class ItemEncoder:
         for w, c in zip(group, codes):
             w.job.codes[w.slot] = c
 
-    # -- audio and video: the streaming encoders, fed the pieces the file encoders feed ----
-    def _audio(self, part: DecodedMedia) -> torch.Tensor:
-        from mmtok.audio.files import CHUNK_SECONDS, encode_audio
-
+    # -- audio and video: the media type's one streaming encoder, fed what the file encoder feeds it
+    def _encode_one(self, part: DecodedMedia) -> torch.Tensor:
         ref = part.ref
-        tok, levels = self.vocab.tokenizer(ref.stream), self.vocab.stream(ref.stream).options.levels
-        if part.data is None:  # too long to hold whole: stream the file
-            return encode_audio(tok, ref.path, levels).codes
-        encoder = tok.stream_encoder(levels, CHUNK_SECONDS)
-        pieces = [encoder.push(block[None]) for block in torch.split(part.data, list(part.blocks), dim=-1)]
-        return torch.cat([*pieces, encoder.flush()], dim=-1)[0].cpu()
-
-    def _video(self, part: DecodedMedia) -> torch.Tensor:
-        from mmtok.media.image import to_model
-        from mmtok.tokens_file import smallest_dtype
-        from mmtok.video.files import BLOCK_FRAMES, WINDOW, encode_video
-
-        ref = part.ref
-        tok = self.vocab.tokenizer(ref.stream)
+        modality, tok = named(ref.modality), self.vocab.tokenizer(ref.stream, ref.modality)
+        coding = modality.coding_options(self.vocab.stream(ref.stream).options)
         # int64 at the end: codebooks over 256 codes give uint16, which torch cannot take the
         # min / max of (the code range checks of `check_codes` and `MediaStream.span` need it).
-        if part.data is None:
-            return encode_video(tok, ref.path, ref.fps, ref.short_side).codes.long()
-        _check_grid(self.vocab.stream(ref.stream), tok.grid_shape(*part.data.shape[1:]), "video")
-        encoder = tok.stream_encoder(WINDOW)
-        dtype = smallest_dtype(tok.codebook_size - 1)  # as encode_frames: the pieces of a long video stay small
-        pieces = [encoder.push(to_model(block)[None])[0].to("cpu", dtype) for block in part.data.split(BLOCK_FRAMES, dim=1)]
-        return torch.cat([*pieces, encoder.flush()[0].to("cpu", dtype)]).long()
+        if part.held is None:  # too long to hold whole: stream the file
+            return modality.encode_file(tok, ref.path, **file_options(ref), **coding).codes.long()
+        self._check_grid(part)
+        return modality.encode_held(tok, part.held, **coding).long()
 
-
-def _check_grid(stream, grid: tuple[int, ...], media_type: str) -> None:
-    """MmtokError (the span's own message) if the vocab cannot state this grid in a header."""
-    if any(not 1 <= d <= stream.options.max_dim for d in grid):
-        stream.span(torch.zeros(grid, dtype=torch.long), media_type)
+    def _check_grid(self, part: DecodedMedia) -> None:
+        """MmtokError (the span's own message) if the vocab cannot state the grid the held
+        media will get in a header."""
+        ref = part.ref
+        grid = named(ref.modality).held_grid(self.vocab.tokenizer(ref.stream, ref.modality), part.held)
+        stream = self.vocab.stream(ref.stream)
+        if grid is not None and any(not 1 <= d <= stream.options.max_dim for d in grid):
+            stream.span(torch.zeros(grid, dtype=torch.long), ref.modality)
 
 
 def _reason(err: Exception) -> str:

@@ -6,8 +6,8 @@
 Pipeline, per process:
 1. Items (`mmtok.llm.items`): a folder (one item per media file) or a JSONL manifest, in a
    fixed order; process `rank` of `world_size` takes items `i` with `i % world_size == rank`.
-2. A torch DataLoader with `workers` processes decodes media files into tensors
-   (`mmtok.llm.decode`), in order.
+2. A torch DataLoader with `workers` processes reads media files into tensors
+   (`mmtok.llm.item_reader`), in order.
 3. The main process encodes: same-size images in batches of `batch_size` (the tiled path
    for images over 1 MP, as `encode_image` does), audio and video item by item through the
    tokenizers' streaming encoders (the same pieces `encode_audio` / `encode_video` feed,
@@ -38,11 +38,12 @@ import torch
 from mmtok.errors import MmtokError
 from mmtok.files import check_output_dir, make_dirs, write_json
 from mmtok.llm import shards
-from mmtok.llm.decode import AudioFormat, DecodedItem, DecodedMedia, ItemReader, keep
+from mmtok.llm.item_reader import DecodedItem, DecodedMedia, ItemReader, keep
 from mmtok.llm.items import Dataset, load_dataset
 from mmtok.llm.sequence import Audio, Image, Video
 from mmtok.llm.shards import DATASET_FILE, RankState, rank_name
 from mmtok.llm.vocab import MediaVocab
+from mmtok.modalities import named
 from mmtok.tokens_file import TokenFile
 
 DEFAULT_SHARD_ITEMS = 1000
@@ -237,9 +238,8 @@ def _run(share: list, state: RankState, out: Path, vocab: MediaVocab, settings: 
 
     from mmtok.llm.encode import ItemEncoder
 
-    audio = {s.name: AudioFormat(vocab.tokenizer(s.name).sample_rate, vocab.tokenizer(s.name).channels)
-             for s in vocab.streams if s.modality == "audio"}
-    reader = ItemReader(share, state.done, audio)
+    readings = {s.name: named(s.modality).reading(vocab.tokenizer(s.name)) for s in vocab.streams}
+    reader = ItemReader(share, state.done, readings)
     loader = torch.utils.data.DataLoader(reader, batch_size=None, num_workers=workers, collate_fn=keep,
                                          prefetch_factor=4 if workers else None)
     decoded_items = iter(loader)  # fork the workers before any model runs in this process

@@ -21,6 +21,8 @@ from mmtok.errors import MmtokError
 from mmtok.files import atomic_write
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# What `mmtok decode` takes OUT.<suffix> to mean one image file (not a folder name).
+WRITE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 # Decompression-bomb guard: a 16-megabyte PNG can claim 50k x 50k pixels. 200 MP covers
 # any camera; raise it via the argument for gigapixel scans.
 MAX_PIXELS = 200_000_000

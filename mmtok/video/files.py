@@ -23,12 +23,11 @@ import torch
 
 from mmtok.errors import MmtokError
 from mmtok.files import Progress, Transaction, atomic_write, collect, output_paths, start_progress
-from mmtok.media.video import VIDEO_SUFFIXES, WRITE_SUFFIXES, VideoFrames, VideoWriter, check_write_suffix
+from mmtok.media.video import BLOCK_FRAMES, VIDEO_SUFFIXES, WRITE_SUFFIXES, VideoFrames, VideoWriter, check_write_suffix
 from mmtok.tokens_file import SUFFIX, TokenFile, smallest_dtype
 from mmtok.video.base import VideoTokenizer
 
-WINDOW = 4          # latent frames per window (16 frames for a temporal factor of 4)
-BLOCK_FRAMES = 16   # frames read from the file at a time
+WINDOW = 4   # latent frames per window (16 frames for a temporal factor of 4); files are read BLOCK_FRAMES at a time
 
 
 def encode_video(
@@ -45,20 +44,29 @@ def encode_frames(
     tok: VideoTokenizer, frames: VideoFrames, window: int = WINDOW, on_progress: Callable[[int], None] | None = None,
 ) -> TokenFile:
     """`encode_video` for a file already opened (and checked) as `VideoFrames`."""
-    stream = tok.stream_encoder(window)
-    dtype = smallest_dtype(tok.codebook_size - 1)  # int64 codes of an hour of 720p would be GBs
-    parts = []
-    for block in frames:
-        parts.append(stream.push(block[None])[0].to("cpu", dtype))
-        if on_progress:
-            on_progress(block.shape[1])
-    parts.append(stream.flush()[0].to("cpu", dtype))
+    codes = encode_blocks(tok, frames, window, on_progress)
     info = frames.info
     original = {
         "fps": frames.fps, "num_frames": frames.frames_read, "height": frames.height, "width": frames.width,
         "source_fps": info.fps, "source_height": info.height, "source_width": info.width, "rotation": info.rotation,
     }
-    return TokenFile.from_codes(tok, torch.cat(parts), original, frames.path.name)
+    return TokenFile.from_codes(tok, codes, original, frames.path.name)
+
+
+def encode_blocks(
+    tok: VideoTokenizer, blocks: Iterable[torch.Tensor], window: int = WINDOW, on_progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Codes `[t,h,w]` (CPU, the smallest unsigned dtype that holds them) of frames given as
+    blocks `[3,n,H,W]` in [-1,1], in order: the one streaming encoder every video goes through."""
+    stream = tok.stream_encoder(window)
+    dtype = smallest_dtype(tok.codebook_size - 1)  # int64 codes of an hour of 720p would be GBs
+    parts = []
+    for block in blocks:
+        parts.append(stream.push(block[None])[0].to("cpu", dtype))
+        if on_progress:
+            on_progress(block.shape[1])
+    parts.append(stream.flush()[0].to("cpu", dtype))
+    return torch.cat(parts)
 
 
 def decode_video(
@@ -88,11 +96,8 @@ def decode_video(
 
 
 def _original(tf: TokenFile, source: str) -> tuple[float, int, int, int]:
-    o = tf.original
-    try:
-        return float(o["fps"]), int(o["num_frames"]), int(o["height"]), int(o["width"])
-    except (KeyError, TypeError, ValueError):
-        raise MmtokError(f"{source}: token file lacks the video's fps / frame count / size; re-encode the video") from None
+    o = tf.checked_original(source)
+    return float(o["fps"]), o["num_frames"], o["height"], o["width"]
 
 
 def check_video_codes(tok: VideoTokenizer, tf: TokenFile, source: str) -> None:
