@@ -667,7 +667,7 @@ def test_eval_scores_neucodec_as_encode_and_decode_do(saved, tmp_path):
     """`mmtok eval` compares NeuCodec's 24 kHz output with the 16 kHz original, resampled: the
     scores are those of the file `mmtok encode` + `mmtok decode` write (up to its 16-bit rounding)."""
     from mmtok.audio.files import decode_audio, encode_audio
-    from mmtok.cli.compare import audio_scores
+    from mmtok.modalities import MODALITIES
     from mmtok.eval.audio_eval import evaluate_audio
     from mmtok.eval.options import EvalOptions
     from mmtok.eval.report import Report
@@ -680,7 +680,7 @@ def test_eval_scores_neucodec_as_encode_and_decode_do(saved, tmp_path):
     (row,) = json.loads((out / "results.json").read_text())["audio"]["per_clip"]
     recon = decode_audio(tok, encode_audio(tok, original), tmp_path / "recon.wav")
     assert sf.info(recon).samplerate == 16000 and sf.info(recon).frames == 24000
-    theirs = audio_scores(original, recon)
+    theirs = MODALITIES["audio"].scores(original, recon)
     assert row["mel_distance"] == pytest.approx(theirs["mel"], abs=2e-3)
     assert row["si_sdr"] == pytest.approx(theirs["SI-SDR"], abs=0.05)
 

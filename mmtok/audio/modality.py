@@ -73,11 +73,13 @@ class AudioModality(Modality):
         return encode_blocks(tok, torch.split(held.data, list(held.blocks), dim=-1), levels, self.chunk_seconds).cpu()
 
     def write_codes(self, tok: AudioTokenizer, codes: torch.Tensor, path: Path, fps: float) -> bool:
-        """Codes `[K,t]` -> `t * hop_length` samples at the tokenizer's rate; False for `t = 0`."""
+        """Codes `[K,t]` -> `t * output_hop_length` samples at the decoder's `output_sample_rate`
+        (generated codes have no original, so nothing is resampled); False for `t = 0`."""
         samples = codes.shape[1] * tok.hop_length
         if not samples:
             return False
-        original = {"sample_rate": tok.sample_rate, "channels": tok.channels, "num_samples": samples, "codec_samples": samples}
+        original = {"sample_rate": tok.output_sample_rate, "channels": tok.channels,
+                    "num_samples": codes.shape[1] * tok.output_hop_length, "codec_samples": samples}
         decode_audio(tok, TokenFile.from_codes(tok, codes, original), path)
         return True
 
