@@ -29,11 +29,12 @@ import torch
 import mmtok
 from mmtok.errors import MmtokError
 from mmtok.eval.audio_figures import Curve, save_rate_distortion, save_spectrograms
-from mmtok.eval.audio_metrics import best_lag, clip_scores, pesq_available, shifted, si_sdr
+from mmtok.eval.audio_metrics import best_lag, clip_scores, pesq_available, shifted
 from mmtok.eval.baselines.opus import ALIGN_MAX_LAG_MS, check_opus, opus_alignment, opus_roundtrip
 from mmtok.eval.selection import heldout_in, spread
 from mmtok.files import atomic_write
 from mmtok.media.audio import AUDIO_SUFFIXES, read_audio, write_audio
+from mmtok.metrics import si_sdr
 
 SUBSETS = ("speech", "music")
 OURS, OPUS = "ours", "opus"

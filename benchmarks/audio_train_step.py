@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mmtok.media.audio import read_audio
-from mmtok.tokenizer import KINDS
+from mmtok.configs import KINDS
 from mmtok.train.audio_task import AudioTask
 from mmtok.train.recipe import load_recipe
 

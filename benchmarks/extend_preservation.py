@@ -26,10 +26,10 @@ import torch
 
 import mmtok
 from mmtok.llm.extend import add_tokens, extend_model, is_tied, load_llm
-from mmtok.llm.init import INITS, embedding_stats, new_rows
+from mmtok.llm.init import embedding_stats, new_rows
+from mmtok.llm.options import INITS, StreamOptions
 from mmtok.llm.preservation import measure, reference
 from mmtok.llm.smollm2 import smollm2_gguf
-from mmtok.llm.streams import StreamOptions
 from mmtok.llm.tiny import save_tiny_llm, text_lines
 from mmtok.llm.vocab import MediaVocab
 

@@ -474,8 +474,6 @@ def main(argv=None) -> int:
     if args.prep_only:
         return 0
 
-    from transformers import AutoModelForCausalLM
-
     first = prepared[models[0]]
     vocab0 = MediaVocab.load(first["model"])
     train0, test0 = TokenShards(first["train"]), TokenShards(first["test"])

@@ -23,7 +23,8 @@ import torch
 import mmtok
 from mmtok.llm import Image, MediaVocab
 from mmtok.llm.extend import extend_llm
-from mmtok.llm.init import INITS, embedding_stats
+from mmtok.llm.init import embedding_stats
+from mmtok.llm.options import INITS
 from mmtok.llm.tiny import save_tiny_llm, text_lines
 from mmtok.tokens_file import TokenFile
 

@@ -13,26 +13,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmtok.errors import MmtokError
-from mmtok.tokenizer import Tokenizer
-from mmtok.tokens_file import TokenFile
+from mmtok.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from mmtok.loading import Tokenizer, load
+    from mmtok.tokens_file import TokenFile
 
 __all__ = ["MmtokError", "TokenFile", "Tokenizer", "load"]
 __version__ = "0.1.0"
 
-
-def load(path: str | Path) -> Tokenizer:
-    """Load a tokenizer: a folder written by `save_pretrained` (config.json +
-    model.safetensors; strict, no pickle), or a pretrained model from transformers: a hub id
-    `hf:facebook/encodec_24khz` or a folder saved by transformers (audio: EnCodec, DAC, Mimi;
-    image + video: Emu3's VQ-VAE, `mmtok.pretrained.emu3`, e.g. `hf:BAAI/Emu3-Gen-hf`). Raises
-    MmtokError with the reason.
-
-    config.json is read once and picks the loader: mmtok's own schema by its "kind", a
-    transformers config by its "model_type" (`mmtok.loading`).
-    """
-    from mmtok.loading import load_any
-
-    return load_any(path)
+# Imported on first use (`mmtok.lazy`). Tokenizer comes through `mmtok.loading`, which
+# registers every built-in kind first, so `mmtok.Tokenizer.from_pretrained` knows them all.
+__getattr__, __dir__ = lazy_names(__name__, {"load": "mmtok.loading", "Tokenizer": "mmtok.loading", "TokenFile": "mmtok.tokens_file"})

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import safetensors.torch
 import torch
 
-from mmtok.config_json import CONFIG_NAME, read_config_json
+from mmtok.config_json import CONFIG_NAME, read_config_json, schema_of
+from mmtok.configs import KINDS, build_checked, config_from_dict, config_to_dict
 from mmtok.errors import MmtokError
 from mmtok.files import replace_directory
-from mmtok.tokenizer import KINDS, Tokenizer, build_checked, config_from_dict, config_to_dict
+
+if TYPE_CHECKING:  # annotations only: the contract calls this module to save and load itself
+    from mmtok.tokenizer import Tokenizer
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
@@ -85,6 +89,8 @@ SAVED_WHAT = "pass a folder made by save_pretrained"
 
 def check_config(meta: dict, path: Path) -> dict:
     """Validate the mmtok schema of a parsed `config.json` (`path`): format version and kind."""
+    if schema_of(meta) == "transformers":
+        raise MmtokError(f"{path}: a transformers model ({meta['model_type']!r}), not an mmtok checkpoint; load it with mmtok.load")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise MmtokError(
@@ -98,9 +104,8 @@ def check_config(meta: dict, path: Path) -> dict:
 
 def load_tokenizer(directory: Path, meta: dict | None = None) -> Tokenizer:
     """Rebuild a tokenizer from `directory`, strictly, without unpickling anything. `meta`:
-    its config.json when the caller has read it already (`mmtok.load` reads it once)."""
-    import mmtok.kinds  # noqa: F401  (registers every built-in kind)
-
+    its config.json when the caller has read it already (`mmtok.load` reads it once). Its kind
+    must be registered: `mmtok.kinds` registers every built-in one."""
     if meta is None:
         meta = read_config_json(directory, str(directory), SAVED_WHAT)
     check_config(meta, directory / CONFIG_NAME)

@@ -4,7 +4,7 @@
 
       {"format_version": 1, "kind": "image-vq", "modality": "image", "fingerprint": "...", "config": {...}}
 
-  rebuilt through the kind registry (`mmtok.tokenizer.KINDS`, keyed on "kind");
+  rebuilt through the kind registry (`mmtok.configs.KINDS`, keyed on "kind");
 - a transformers config, written by transformers' `save_pretrained`:
 
       {"model_type": "encodec", "sampling_rate": 24000, ...}

@@ -293,7 +293,7 @@ def extend_tiny(llm: Path, out: Path, tokenizers: dict[str, Path], **options):
     `pad_to_multiple_of`, `seed` and `allow_drift` (default True: a random-init model cannot
     keep its text behaviour, see `mmtok.llm.init`; the tests using this check other things)."""
     from mmtok.llm.extend import extend_llm
-    from mmtok.llm.streams import StreamOptions
+    from mmtok.llm.options import StreamOptions
 
     kwargs = {k: options.pop(k) for k in ("init", "pad_to_multiple_of", "seed", "allow_drift") if k in options}
     kwargs.setdefault("allow_drift", True)

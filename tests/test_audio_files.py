@@ -12,8 +12,8 @@ from conftest import assert_cli_error, files_under, make_codec, run_mmtok, sampl
 
 import mmtok
 from mmtok.audio.files import decode_audio, encode_audio
-from mmtok.eval.audio_metrics import si_sdr
 from mmtok.media.audio import read_audio
+from mmtok.metrics import si_sdr
 from mmtok.tokens_file import TokenFile
 
 

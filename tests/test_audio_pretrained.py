@@ -35,7 +35,7 @@ from mmtok.pretrained.neucodec import HFNeuCodec
 from mmtok.pretrained.wavtokenizer import HFWavTokenizer
 from mmtok.pretrained.xcodec import HFXcodec
 from mmtok.pretrained.xcodec2 import HFXcodec2
-from mmtok.tokenizer import KINDS
+from mmtok.configs import KINDS
 from mmtok.tokens_file import TokenFile
 
 torch.set_num_threads(1)

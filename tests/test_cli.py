@@ -14,7 +14,7 @@ from conftest import assert_cli_error, files_under, run_mmtok, sample_image, wri
 
 import mmtok
 from mmtok import TokenFile
-from mmtok.eval.metrics import psnr
+from mmtok.metrics import psnr
 from mmtok.media.image import from_model, read_image, to_model
 
 SIZES = {"a": (40, 48), "b": (40, 48), "c": (40, 48), "odd": (37, 53), "sub/d": (29, 30)}

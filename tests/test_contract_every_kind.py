@@ -35,7 +35,7 @@ from transformers import (
 import mmtok
 import mmtok.kinds  # noqa: F401  (registers every kind, the pretrained families included)
 from mmtok.errors import MmtokError
-from mmtok.tokenizer import KINDS
+from mmtok.configs import KINDS
 
 torch.set_num_threads(1)
 

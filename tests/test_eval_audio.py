@@ -17,12 +17,13 @@ from mmtok.audio.files import decode_audio, encode_audio
 from mmtok.audio.modality import AUDIO
 from mmtok.errors import MmtokError
 from mmtok.eval.audio_eval import evaluate_audio, plan_bitrates
-from mmtok.eval.audio_metrics import clip_scores, pesq_wb, si_sdr
-from mmtok.eval.dnsmos import EVAL_HOP_SECONDS, dnsmos, dnsmos_available
+from mmtok.eval.audio_metrics import clip_scores, pesq_wb
 from mmtok.eval.baselines.opus import MIN_KBPS, cbr_bitrate, opus_alignment, opus_roundtrip
+from mmtok.eval.dnsmos import EVAL_HOP_SECONDS, dnsmos, dnsmos_available
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report, format_cell
 from mmtok.media.audio import read_audio
+from mmtok.metrics import si_sdr
 
 SPEECH = Path(__file__).parent / "media" / "audio" / "espeak-en-gb-x-rp_en_001.flac"
 RATE = 16000  # the tiny codec's

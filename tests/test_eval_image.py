@@ -19,7 +19,7 @@ from mmtok.cli.evaluate import select_files
 from mmtok.cli.main import main
 from mmtok.eval.baselines.pillow_codecs import JPEG, WEBP, ImageCoder, encode
 from mmtok.eval.image_eval import evaluate_images
-from mmtok.eval.metrics import MS_SSIM_MIN_SIDE, ms_ssim
+from mmtok.metrics import MS_SSIM_MIN_SIDE, ms_ssim
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report
 from mmtok.media.image import to_model

@@ -144,7 +144,7 @@ def model_file_truncated(e):
 @case
 def model_file_from_another_recipe(e):
     from mmtok.image import ImageVQ
-    from mmtok.tokenizer import config_from_dict
+    from mmtok.configs import config_from_dict
 
     other = ImageVQ(config_from_dict(ImageVQ.config_class, {**MODEL, "channels": 12}, "test"))
     safetensors.torch.save_file({k: v.contiguous() for k, v in other.state_dict().items()}, e.ckpt / "model.safetensors")

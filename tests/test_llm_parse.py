@@ -11,7 +11,8 @@ from conftest import make_codec, make_tokenizer, make_video_tokenizer
 
 from mmtok.errors import MmtokError
 from mmtok.llm import MediaVocab, StreamOptions
-from mmtok.llm.parse import POLICIES, parse
+from mmtok.llm.options import POLICIES
+from mmtok.llm.parse import parse
 
 TEXT = 400
 

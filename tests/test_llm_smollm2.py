@@ -24,7 +24,7 @@ from mmtok.llm.extend import extend_model, is_tied, load_llm
 from mmtok.llm.init import embedding_stats
 from mmtok.llm.preservation import MAX_KL, MAX_NEW_MASS, reference
 from mmtok.llm.smollm2 import smollm2_gguf
-from mmtok.llm.streams import StreamOptions
+from mmtok.llm.options import StreamOptions
 
 pytest.importorskip("gguf")
 GGUF = smollm2_gguf()

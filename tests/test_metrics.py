@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import sample_image
 
-from mmtok.eval.metrics import bits_per_pixel, codebook_usage, psnr, ssim
+from mmtok.metrics import bits_per_pixel, codebook_usage, psnr, ssim
 from mmtok.media.image import to_model
 
 skimage_metrics = pytest.importorskip("skimage.metrics")

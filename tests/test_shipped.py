@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mmtok
-from mmtok.eval.metrics import psnr, ssim
+from mmtok.metrics import psnr, ssim
 from mmtok.image.files import decode_image, encode_image
 from mmtok.media.image import read_image, to_model
 

@@ -12,8 +12,9 @@ import pytest
 import mmtok
 from mmtok.audio import AudioCodec
 from mmtok.audio.files import decode_audio, encode_audio
-from mmtok.eval.audio_metrics import mel_distance, si_sdr, stoi
+from mmtok.eval.audio_metrics import mel_distance, stoi
 from mmtok.media.audio import read_audio
+from mmtok.metrics import si_sdr
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "tokenizers_trained" / "mmtok-audio-24k"

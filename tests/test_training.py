@@ -32,7 +32,7 @@ from conftest import (
 
 import mmtok
 from mmtok import MmtokError
-from mmtok.eval.metrics import psnr
+from mmtok.metrics import psnr
 from mmtok.image import ImageDVAE, ImageVQ
 from mmtok.media.image import read_image, to_model
 from mmtok.train.image_data import RandomCrops, StepBatches

@@ -31,7 +31,7 @@ from mmtok.pretrained.emu3 import (
     is_emu3_spec,
     load_emu3,
 )
-from mmtok.tokenizer import KINDS
+from mmtok.configs import KINDS
 
 torch.set_num_threads(1)
 

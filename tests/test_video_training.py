@@ -14,7 +14,7 @@ import yaml
 from conftest import assert_cli_error, make_video_tokenizer, run_mmtok, sample_video, write_sample_video
 
 import mmtok
-from mmtok.eval.metrics import psnr
+from mmtok.metrics import psnr
 from mmtok.train.recipe import VideoTrainConfig, load_recipe
 from mmtok.video import VideoCausalVQ
 

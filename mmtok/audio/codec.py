@@ -20,7 +20,7 @@ import torch
 from mmtok.audio.base import AudioTokenizer
 from mmtok.nn.conv1d import SEANetDecoder, SEANetEncoder
 from mmtok.quantize.residual import ResidualQuantizer
-from mmtok.tokenizer import register_kind
+from mmtok.configs import register_kind
 
 
 @dataclass(frozen=True)

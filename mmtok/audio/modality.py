@@ -19,6 +19,8 @@ import torch
 from mmtok.audio.base import AudioTokenizer
 from mmtok.audio.files import CHUNK_SECONDS, decode_audio, decode_audio_files, encode_audio, encode_audio_files, encode_blocks
 from mmtok.errors import MmtokError
+from mmtok.eval.audio_eval import evaluate_audio
+from mmtok.eval.audio_metrics import clip_scores
 from mmtok.files import Progress
 from mmtok.media.audio import AUDIO_SUFFIXES, AudioBlocks, audio_info, read_audio
 from mmtok.media.modality import Held, Modality
@@ -88,8 +90,6 @@ class AudioModality(Modality):
 
     def scores(self, original: Path, reconstruction: Path) -> dict[str, float]:
         """Compared as mono at the original's sample rate."""
-        from mmtok.eval.audio_metrics import clip_scores
-
         rate = audio_info(original).sample_rate
         x, y = read_audio(original, rate, 1), read_audio(reconstruction, rate, 1)
         if abs(x.shape[-1] - y.shape[-1]) > 0.01 * x.shape[-1]:
@@ -100,8 +100,6 @@ class AudioModality(Modality):
         return {"mel": s["mel_distance"], "SI-SDR": s["si_sdr"], "STOI": s["stoi"]}
 
     def evaluate(self, tokenizers, files, report, options) -> None:
-        from mmtok.eval.audio_eval import evaluate_audio
-
         evaluate_audio(tokenizers, files, report, options)
 
 

@@ -33,7 +33,7 @@ from mmtok.audio.base import AudioTokenizer
 from mmtok.nn.convnext1d import CausalConvNeXt
 from mmtok.nn.stft import CausalSTFTStem, ISTFTHead
 from mmtok.quantize.base import Quantizer, QuantizerConfig
-from mmtok.tokenizer import register_kind
+from mmtok.configs import register_kind
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from tqdm.auto import tqdm
 import mmtok
 from mmtok.cli.options import BATCH_SIZE, FPS, POSITIVE_FLOAT, SHORT_SIDE
 from mmtok.errors import MmtokError
-from mmtok.tokens_file import SUFFIX, TokenFile
 
 # Every media type's `Modality.formats`, spelled out so that `mmtok --help` need not import the
 # media types (and torch models); tests/test_cli.py checks that the two agree.
@@ -70,6 +69,8 @@ def decode(inputs: tuple[Path, ...], tokenizer: str | None, out: Path, fmt: str 
 
 def _recorded_tokenizer(inputs: tuple[Path, ...]) -> str:
     """The tokenizer recorded in the first token file, if it can still be found."""
+    from mmtok.tokens_file import SUFFIX, TokenFile
+
     first = next((p for p in inputs if p.is_file()), None)
     if first is None:
         first = next((f for p in inputs if p.is_dir() for f in sorted(p.rglob(f"*{SUFFIX}"))), None)

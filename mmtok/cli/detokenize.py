@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from mmtok.cli.options import FPS
 from mmtok.errors import MmtokError
-from mmtok.llm.parse import POLICIES
+from mmtok.llm.options import POLICIES
 
 
 def tokenizer_overrides(specs: tuple[str, ...]) -> dict[str, str]:

@@ -12,6 +12,7 @@ import click
 from mmtok.cli.options import POSITIVE_FLOAT
 from mmtok.errors import MmtokError
 
+
 def load_named(specs: tuple[str, ...]) -> dict[str, object]:
     """`-t PATH` (named after its folder) or `-t NAME=PATH` -> {name: tokenizer}."""
     import mmtok

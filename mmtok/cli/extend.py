@@ -8,8 +8,7 @@ import click
 
 import mmtok
 from mmtok.errors import MmtokError
-from mmtok.llm.init import INITS
-from mmtok.llm.streams import DEFAULT_MAX_DIM, StreamOptions
+from mmtok.llm.options import DEFAULT_MAX_DIM, INITS, StreamOptions
 
 
 def named_tokenizers(specs: tuple[str, ...]) -> dict[str, mmtok.Tokenizer]:

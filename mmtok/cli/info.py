@@ -9,7 +9,6 @@ import click
 
 import mmtok
 from mmtok.errors import MmtokError
-from mmtok.tokens_file import SUFFIX, TokenFile
 
 
 @click.command()
@@ -17,6 +16,8 @@ from mmtok.tokens_file import SUFFIX, TokenFile
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(path: Path, as_json: bool) -> None:
     """Describe a tokenizer folder or a .mmtok token file."""
+    from mmtok.tokens_file import SUFFIX, TokenFile
+
     if path.is_file() and path.suffix == SUFFIX:
         tf = TokenFile.load(path)
         facts = {

@@ -28,7 +28,6 @@ from mmtok.cli.pretokenize import pretokenize
 from mmtok.cli.train import train
 from mmtok.errors import MmtokError
 
-
 DEBUG_ENV = "MMTOK_DEBUG"
 
 
@@ -58,13 +57,18 @@ def quiet_third_parties() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     warnings.filterwarnings("ignore")
-    # (both are imported already by the command modules, so their env variables came too late)
-    from huggingface_hub.utils import disable_progress_bars
-    from transformers.utils import logging as transformers_logging
+    # The variables above take effect when the libraries are first imported, which commands do
+    # inside their bodies. Where they are imported already (several runs in one process), the
+    # settings are made directly.
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
 
-    disable_progress_bars()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
 
 
 main.add_command(train)

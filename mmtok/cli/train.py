@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from mmtok.train.recipe import load_recipe
-
 
 @click.group()
 def train() -> None:
@@ -59,6 +57,7 @@ def _train(
     from accelerate import PartialState
 
     from mmtok.train.loop import train_tokenizer
+    from mmtok.train.recipe import load_recipe
 
     recipe = load_recipe(config, modality)
     if steps is not None:  # (>= 1: see the option's type)

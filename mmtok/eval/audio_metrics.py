@@ -1,6 +1,6 @@
 """Audio quality metrics on `[B,C,T]` float waveforms in [-1,1].
 
-- `si_sdr`: scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019), higher is better.
+- `si_sdr` (`mmtok.metrics`, training reports it too): scale-invariant SDR in dB, higher is better.
 - `mel_distance`: mean L1 distance of log-mel spectrograms over several window sizes (the
   multi-scale mel distance DAC and EnCodec report), lower is better.
 - `stoi`: short-time objective intelligibility (pystoi; resampled to 10 kHz inside), 0..1.
@@ -19,17 +19,8 @@ import torch
 from torch.nn import functional as F
 from transformers.audio_utils import mel_filter_bank
 
-
-def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Per-item SI-SDR in dB, `[B]` (channels and time flattened; both zero-meaned)."""
-    est = estimate.flatten(1).double()
-    ref = reference.flatten(1).double()
-    est, ref = est - est.mean(1, keepdim=True), ref - ref.mean(1, keepdim=True)
-    scale = (est * ref).sum(1, keepdim=True) / (ref.pow(2).sum(1, keepdim=True) + eps)
-    target = scale * ref
-    noise = est - target
-    return (10 * torch.log10((target.pow(2).sum(1) + eps) / (noise.pow(2).sum(1) + eps))).float()
-
+from mmtok.eval.dnsmos import EVAL_HOP_SECONDS, dnsmos
+from mmtok.metrics import si_sdr
 
 MEL_DISTANCE_SCALES = ((2048, 80), (512, 80), (256, 40))
 
@@ -149,8 +140,6 @@ def clip_scores(estimate: torch.Tensor, reference: torch.Tensor, sample_rate: in
         if with_pesq:
             window["pesq"] = float(pesq_wb(e, r, sample_rate)[0])
         if with_dnsmos:
-            from mmtok.eval.dnsmos import EVAL_HOP_SECONDS, dnsmos
-
             window.update(dnsmos(e[0], sample_rate, EVAL_HOP_SECONDS))
         for key, value in window.items():
             sums.setdefault(key, 0.0)

@@ -1,4 +1,4 @@
-"""The audio evaluation report: what `mmtok.eval.audio_eval.measure` found, as sections,
+"""The audio evaluation report: what `mmtok.eval.audio_measure.measure` found, as sections,
 tables, figures and `report.results["audio"]`."""
 
 from __future__ import annotations
@@ -7,9 +7,11 @@ import math
 import statistics
 from typing import Any
 
-from mmtok.eval.audio_eval import AGREEMENT_ITEMS, AGREEMENT_SECONDS, DEFAULT_MAX_KBPS, EXAMPLE_SECONDS, OPUS, Measurements, level_stats
 from mmtok.eval.audio_figures import Curve, save_codebook_levels, save_rate_distortion, save_spectrograms
+from mmtok.eval.audio_measure import AGREEMENT_ITEMS, AGREEMENT_SECONDS, DEFAULT_MAX_KBPS, EXAMPLE_SECONDS, OPUS, Measurements, level_stats
 from mmtok.eval.audio_metrics import PESQ_RATE
+from mmtok.eval.baselines.opus import APPLICATION, FRAME_MS, MIN_KBPS, opus_rate
+from mmtok.eval.dnsmos import DNSMOS_RATE, EVAL_HOP_SECONDS, WINDOW_SECONDS
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report
 
@@ -105,10 +107,8 @@ def tokenizer_facts(name: str, m: Measurements) -> dict[str, Any]:
 
 
 def opus_facts() -> dict[str, Any]:
-    from mmtok.eval.baselines import opus
-
-    return {"encoder": "libopus via PyAV (FFmpeg)", "vbr": "off (hard CBR)", "application": opus.APPLICATION,
-            "frame_ms": opus.FRAME_MS, "kbps_spent": "packet payload bits / clip duration (no container)"}
+    return {"encoder": "libopus via PyAV (FFmpeg)", "vbr": "off (hard CBR)", "application": APPLICATION,
+            "frame_ms": FRAME_MS, "kbps_spent": "packet payload bits / clip duration (no container)"}
 
 
 def pesq_note(m: Measurements) -> str:
@@ -121,8 +121,6 @@ def pesq_note(m: Measurements) -> str:
 
 def dnsmos_note(m: Measurements) -> str:
     if m.with_dnsmos:
-        from mmtok.eval.dnsmos import DNSMOS_RATE, EVAL_HOP_SECONDS, WINDOW_SECONDS
-
         return (f"DNSMOS P.835 (speechmos's ONNX model via onnxruntime) on the output alone, at {DNSMOS_RATE // 1000} kHz "
                 f"(soxr-resampled), {WINDOW_SECONDS:g} s windows at most {EVAL_HOP_SECONDS:g} s apart")
     return "unavailable: the optional `speechmos` and `onnxruntime` packages are not installed (pip install mmtok[eval])"
@@ -155,8 +153,6 @@ def setup_section(report: Report, m: Measurements, options: EvalOptions) -> None
                    "channels", "levels x codes"], rows,
                   "tokens/s: LLM tokens per second of audio (frames per second x levels, one token per code)")
     if m.opus_kbps:
-        from mmtok.eval.baselines.opus import APPLICATION, FRAME_MS, MIN_KBPS, opus_rate
-
         codec_rate = opus_rate(m.rate)
         section.text(
             f"**Opus** (libopus through PyAV, in memory): hard CBR, `application={APPLICATION}`, {FRAME_MS:g} ms frames, at the same "

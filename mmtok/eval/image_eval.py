@@ -32,11 +32,12 @@ from mmtok.eval.image_report import (
     save_reconstruction_grid,
 )
 from mmtok.eval.kmeans_baseline import PatchKMeans
-from mmtok.eval.metrics import MS_SSIM_MIN_SIDE, codebook_usage
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report
 from mmtok.eval.selection import spread
+from mmtok.files import expand_inputs
 from mmtok.media.image import IMAGE_SUFFIXES, read_image, to_model
+from mmtok.metrics import MS_SSIM_MIN_SIDE, codebook_usage
 
 # The k-means baseline's fit is bounded so that a 40-image evaluation takes about a minute
 # on 2 cores (k-means++ seeding costs about as much as one Lloyd step per code).
@@ -133,8 +134,6 @@ def _examples(first: ImageReport, n: int) -> list[str]:
 def _kmeans_baseline(tok: Any, files: list[Path], examples: list[str], options: EvalOptions) -> tuple[ImageReport | None, dict]:
     """Fit `PatchKMeans` with `tok`'s codebook size and factor, evaluate it; (None, why) if it
     cannot be fitted fairly within the bounds above."""
-    from mmtok.files import expand_inputs
-
     k, f = tok.codebook_sizes[0], tok.downsample
     on_evaluated = not options.baseline_train
     available = files if on_evaluated else sorted(expand_inputs(options.baseline_train, IMAGE_SUFFIXES, "image"))

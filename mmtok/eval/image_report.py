@@ -7,7 +7,7 @@
     save_rate_distortion_plot({"JPEG": {"bpp": [...], "psnr": [...]}, ...}, "rd.png", [("psnr", "PSNR (dB)")])
 
 Quality is measured on what a user gets back: the decoded image rounded to uint8, at the
-input's native size (padding cropped), with `mmtok.eval.metrics` (PSNR / SSIM / MS-SSIM on
+input's native size (padding cropped), with `mmtok.metrics` (PSNR / SSIM / MS-SSIM on
 [0,1]; `image_scores`), the same way for tokenizers and classic codecs.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from mmtok.eval.metrics import bits_per_pixel, codebook_usage, ms_ssim, psnr, ssim
+from mmtok.metrics import bits_per_pixel, codebook_usage, ms_ssim, psnr, ssim
 from mmtok.files import atomic_write
 from mmtok.image.base import ImageTokenizer
 from mmtok.image.files import decode_image, encode_image

@@ -8,13 +8,12 @@ from pathlib import Path
 
 from mmtok.errors import MmtokError
 from mmtok.files import expand_inputs
+from mmtok.train.recipe import load_recipe
 
 
 def heldout_files(files: Iterable[Path], recipe: Path, modality: str) -> list[Path]:
     """The `files` whose name matches an `exclude` glob of the recipe (the rule training used
     to leave them out); MmtokError if the recipe has no globs or none match."""
-    from mmtok.train.recipe import load_recipe
-
     exclude = load_recipe(recipe, modality).train.exclude
     if not exclude:
         raise MmtokError(f"{recipe}: the recipe has no `exclude` globs, so there is no held-out set to evaluate")

@@ -16,7 +16,7 @@ import statistics
 
 import torch
 
-from mmtok.eval.metrics import psnr, ssim
+from mmtok.metrics import psnr, ssim
 from mmtok.media.image import to_model
 
 

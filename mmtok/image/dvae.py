@@ -16,7 +16,7 @@ import torch
 from mmtok.image.base import ConvImageConfig, ImageTokenizer
 from mmtok.nn.conv2d import Decoder2d, Encoder2d
 from mmtok.quantize.gumbel import GumbelQuantizer
-from mmtok.tokenizer import register_kind
+from mmtok.configs import register_kind
 
 
 @dataclass(frozen=True)

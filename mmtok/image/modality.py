@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 from mmtok.errors import MmtokError
+from mmtok.eval.image_eval import evaluate_images
+from mmtok.eval.image_report import image_scores
 from mmtok.files import Progress
 from mmtok.image.base import ImageTokenizer
 from mmtok.image.files import decode_batch, decode_token_files, encode_batch, encode_image, encode_image_files
@@ -65,8 +67,6 @@ class ImageModality(Modality):
         return True
 
     def scores(self, original: Path, reconstruction: Path) -> dict[str, float]:
-        from mmtok.eval.image_report import image_scores
-
         x, y = read_image(original), read_image(reconstruction)
         if x.shape != y.shape:
             raise MmtokError(f"{reconstruction}: size {tuple(y.shape[1:])} differs from {original} {tuple(x.shape[1:])}")
@@ -74,8 +74,6 @@ class ImageModality(Modality):
         return {"PSNR": s["psnr"], "SSIM": s["ssim"], "MS-SSIM": float("nan") if s["ms_ssim"] is None else s["ms_ssim"]}
 
     def evaluate(self, tokenizers, files, report, options) -> None:
-        from mmtok.eval.image_eval import evaluate_images
-
         evaluate_images(tokenizers, files, report, options)
 
     def baseline_training_files(self, files: list[Path], held_out: list[Path]) -> tuple[str, ...]:

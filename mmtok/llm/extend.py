@@ -25,9 +25,9 @@ import torch
 
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import check_output_dir, replace_directory
-from mmtok.llm.init import INITS, Calibration, calibrate, embedding_stats, new_rows
+from mmtok.llm.init import Calibration, calibrate, embedding_stats, new_rows
+from mmtok.llm.options import INITS, StreamOptions
 from mmtok.llm.preservation import Preservation, Reference, measure, reference
-from mmtok.llm.streams import StreamOptions
 from mmtok.llm.vocab import MediaVocab
 from mmtok.tokenizer import Tokenizer
 

@@ -53,14 +53,13 @@ position; `mmtok extend` refuses it unless `--allow-drift`.
 
 from __future__ import annotations
 
-import torch
-
 from dataclasses import dataclass
+
+import torch
 
 from mmtok.llm.preservation import MAX_NEW_MASS, Reference, predicted_new_mass
 from mmtok.llm.vocab import MediaVocab
 
-INITS = ("mean-noise", "codebook", "mean")
 TARGET_MASS = MAX_NEW_MASS / 10      # what calibration aims at on the sample
 SHIFTS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)     # x the mean text-row norm
 NOISE_SCALES = (1.0, 0.7, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.07, 0.05, 0.03, 0.02, 0.01, 0.0)

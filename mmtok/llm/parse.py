@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import torch
 
 from mmtok.errors import MmtokError
+from mmtok.llm.options import POLICIES
 from mmtok.llm.streams import MediaStream, SpanType
 
-POLICIES = ("strict", "repair", "drop")
 # repair pads a truncated image / video unless more than half of it, and more than this many
 # ids, would be invented
 MAX_INVENTED = 4096

@@ -38,20 +38,10 @@ import torch
 
 from mmtok.errors import MmtokError
 from mmtok.layout import FrameMajorLayout, Layout, RasterLayout, VideoLayout, layout_from_json, layout_to_json
+from mmtok.llm.options import StreamOptions
 from mmtok.tokenizer import Tokenizer
 
 MODALITIES = ("image", "audio", "video")
-DEFAULT_MAX_DIM = 256                          # largest grid side a header can state
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """How a tokenizer's codes are laid out in the LLM sequence (chosen at extension time)."""
-
-    row_separator: bool = False     # image / video: an id ends every row of codes
-    frame_separator: bool = False   # video: an id ends every latent frame
-    levels: int | None = None       # audio: keep only the first `levels` RVQ levels (None: all)
-    max_dim: int = DEFAULT_MAX_DIM  # image / video: header dims run 1..max_dim
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ import torch
 
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import read_json, write_json
-from mmtok.llm.streams import MediaStream, SpanType, StreamOptions, make_stream
+from mmtok.llm.options import StreamOptions
+from mmtok.llm.streams import MediaStream, SpanType, make_stream
 from mmtok.tokenizer import Tokenizer
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from mmtok.checkpoint import rounded_state
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import replace_directory
 from mmtok.pretrained.exact_search import Replacements, use_exact_search
-from mmtok.pretrained.spec import Source
+from mmtok.pretrained.spec import Source, read_transformers_config, resolve_spec
 from mmtok.pretrained.submodel import load_submodel
 from mmtok.tokenizer import Tokenizer
 
@@ -126,6 +126,21 @@ class PretrainedAdapter(Tokenizer):
         return next(self.model.parameters()).dtype
 
     # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, spec: str | Path) -> PretrainedAdapter:
+        """Load `spec` (a folder saved by transformers or by this adapter's `save_pretrained`,
+        "hf:/folder" or "hf:ORG/NAME") with this adapter. `mmtok.load` picks the adapter from
+        the config's model_type instead."""
+        source = resolve_spec(spec)
+        meta, named = read_transformers_config(source, "load it with mmtok.load")
+        model_type = meta.get("model_type")
+        if isinstance(model_type, str) and model_type in cls.refused:
+            raise MmtokError(f"{source.spec}: {cls.refused[model_type]}")
+        if model_type not in cls.model_types:
+            raise MmtokError(f"{named}: model_type {model_type!r} is not one {cls.__name__} loads ({list(cls.model_types)}); "
+                             "load it with mmtok.load")
+        return cls.load_from(source, meta)
+
     @classmethod
     def load_from(cls, source: Source, meta: dict[str, Any]) -> PretrainedAdapter:
         """Load from `source` (whose config.json, `meta`, has one of `model_types`), in eval

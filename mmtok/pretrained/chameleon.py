@@ -25,7 +25,7 @@ from typing import Any
 
 from mmtok.errors import MmtokError
 from mmtok.pretrained.image_vq import PretrainedImageVQ, euclidean_vq_forward
-from mmtok.tokenizer import register_kind
+from mmtok.configs import register_kind
 
 FULL_MODEL_TYPE = "chameleon"  # ChameleonConfig: LLM + `vqmodel`
 VQ_PREFIXES = ("model.vqmodel.", "vqmodel.")

@@ -65,7 +65,7 @@ from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig
 from mmtok.pretrained.registry import by_model_type, load
 from mmtok.pretrained.spec import Source, peek_model_type
 from mmtok.quantize.nearest import cached_index
-from mmtok.tokenizer import register_kind
+from mmtok.configs import register_kind
 from mmtok.video.base import VideoTokenizer
 
 VQ_MODEL_TYPE = "emu3_vqgan"  # transformers' Emu3VQVAEConfig

@@ -16,7 +16,7 @@ import torch
 from mmtok.errors import MmtokError
 from mmtok.pretrained.kaldi_fbank import FBANK_RATE, SEMANTIC_HOP, semantic_features
 from mmtok.pretrained.xcodec2 import HFXcodec2
-from mmtok.tokenizer import register_kind
+from mmtok.configs import register_kind
 
 
 @register_kind

@@ -16,7 +16,7 @@ import torch
 from mmtok.errors import MmtokError
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
 from mmtok.pretrained.kaldi_fbank import FBANK_RATE, SEMANTIC_HOP, semantic_features
-from mmtok.tokenizer import register_kind
+from mmtok.configs import register_kind
 
 
 @register_kind

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from mmtok.eval.audio_metrics import si_sdr
+from mmtok.metrics import si_sdr
 from mmtok.train.audio_data import segment_loader, training_files
 from mmtok.train.audio_discriminators import AudioDiscriminator
 from mmtok.train.audio_losses import SpectralLoss, adversarial_losses, discriminator_loss

@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from mmtok.errors import MmtokError
-from mmtok.eval.metrics import psnr
+from mmtok.metrics import psnr
 from mmtok.train.image_data import crop_loader, training_files
 from mmtok.train.losses import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from mmtok.train.recipe import ImageTrainConfig

@@ -28,9 +28,9 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from mmtok.eval.metrics import codebook_usage
+from mmtok.configs import KINDS, build_checked
 from mmtok.files import atomic_write, check_output_dir, make_dirs
-from mmtok.tokenizer import KINDS, build_checked
+from mmtok.metrics import codebook_usage
 from mmtok.train.audio_task import AudioTask
 from mmtok.train.image_task import ImageTask
 from mmtok.train.recipe import Recipe
@@ -57,8 +57,6 @@ def train_tokenizer(
     `stop_after=N` ends this run after N more steps with a checkpoint (for time-limited
     jobs); `resume=True` continues it exactly. Returns True once training is complete.
     """
-    import mmtok.kinds  # noqa: F401
-
     check_output_dir(out)
     ckpt = out / "checkpoints" / "last"
     if resume:

@@ -12,8 +12,10 @@ from typing import Any
 
 import yaml
 
+import mmtok.kinds  # noqa: F401  (registers every built-in kind, so a recipe may name any)
+from mmtok.configs import KINDS, config_from_dict, config_to_dict
 from mmtok.errors import MmtokError
-from mmtok.tokenizer import config_from_dict, config_to_dict
+from mmtok.files import require_regular_file
 
 
 @dataclass(frozen=True)
@@ -114,13 +116,8 @@ DEFAULT_KIND = {"image": "image-vq", "audio": "audio-codec", "video": "video-cau
 
 def load_recipe(path: Path | None, modality: str) -> Recipe:
     """Read a recipe YAML (or the modality's defaults when `path` is None)."""
-    import mmtok.kinds  # noqa: F401
-    from mmtok.tokenizer import KINDS
-
     data: dict[str, Any] = {}
     if path is not None:
-        from mmtok.files import require_regular_file
-
         if Path(path).exists():
             require_regular_file(Path(path))
         try:

@@ -23,9 +23,10 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from mmtok.errors import MmtokError
-from mmtok.errors import first_line
+from mmtok.configs import KINDS, config_to_dict
+from mmtok.errors import MmtokError, first_line
 from mmtok.files import atomic_write, give_usual_mode, read_json
+from mmtok.train.recipe import load_recipe
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -93,8 +94,6 @@ def check_resume(out: Path, folder: Path, recipe) -> None:
     """Before anything is built: `folder` holds a checkpoint, and `OUT/recipe.yaml` (written
     by the run being resumed) describes the same tokenizer and training as `recipe` (only
     the number of steps may change)."""
-    from mmtok.train.recipe import load_recipe
-
     if not (folder / "state.json").is_file():
         raise MmtokError(f"{folder}: no training checkpoint to resume; run without --resume first")
     stored_file = out / "recipe.yaml"
@@ -109,14 +108,10 @@ def check_resume(out: Path, folder: Path, recipe) -> None:
 
 
 def _modality(recipe) -> str:
-    from mmtok.tokenizer import KINDS
-
     return KINDS[recipe.kind].modality
 
 
 def _differences(prefix: str, old: Any, new: Any) -> list[str]:
-    from mmtok.tokenizer import config_to_dict
-
     a, b = config_to_dict(old), config_to_dict(new)
     return [f"{prefix}.{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 

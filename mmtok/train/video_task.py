@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from mmtok.checkpoint import load_tokenizer
 from mmtok.errors import MmtokError
-from mmtok.eval.metrics import psnr
+from mmtok.metrics import psnr
 from mmtok.train.losses import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from mmtok.train.recipe import VideoTrainConfig
 from mmtok.train.video_data import clip_loader, training_files

@@ -34,6 +34,7 @@ from mmtok.layout import RasterLayout, VideoLayout
 from mmtok.nn.conv3d import carrying
 from mmtok.padding import pad_to_multiple
 from mmtok.tokenizer import Tokenizer
+from mmtok.video.as_images import FramesAsImages
 
 COMMON_FPS = (12, 24)  # frame rates `mmtok info` states tokens per second for
 
@@ -128,8 +129,6 @@ class VideoTokenizer(Tokenizer):
         """Itself for video; for images (when `media_types` has "image") a view that codes them
         as one-frame videos (`FramesAsImages`)."""
         if self.media_type_of(media_type) == "image":
-            from mmtok.video.as_images import FramesAsImages
-
             return FramesAsImages(self)
         return self
 

@@ -18,7 +18,7 @@ import torch
 
 from mmtok.nn.conv3d import TRANSITIONS, Decoder3d, Encoder3d
 from mmtok.quantize import Quantizer, QuantizerConfig
-from mmtok.tokenizer import register_kind
+from mmtok.configs import register_kind
 from mmtok.video.base import VideoTokenizer
 
 

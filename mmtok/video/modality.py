@@ -17,6 +17,9 @@ from pathlib import Path
 import torch
 
 from mmtok.errors import MmtokError
+from mmtok.eval.video_clips import read_clip
+from mmtok.eval.video_eval import evaluate_videos
+from mmtok.eval.video_metrics import clip_scores
 from mmtok.files import Progress
 from mmtok.media.image import from_model, to_model
 from mmtok.media.modality import Held, Modality
@@ -81,9 +84,6 @@ class VideoModality(Modality):
         return True
 
     def scores(self, original: Path, reconstruction: Path) -> dict[str, float]:
-        from mmtok.eval.video_clips import read_clip
-        from mmtok.eval.video_metrics import clip_scores
-
         x, y = read_clip(original), read_clip(reconstruction)
         # yuv420p stores odd sizes one pixel larger (media/video.py): compare the original's area.
         y = y[:, :, : x.shape[2], : x.shape[3]]
@@ -94,8 +94,6 @@ class VideoModality(Modality):
         return {"PSNR": s["psnr"], "SSIM": s["ssim"], "flicker": s["flicker"] or 0.0}
 
     def evaluate(self, tokenizers, files, report, options) -> None:
-        from mmtok.eval.video_eval import evaluate_videos
-
         evaluate_videos(tokenizers, files, report, options)
 
 

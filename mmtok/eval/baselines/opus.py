@@ -36,7 +36,8 @@ import soxr
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.eval.audio_metrics import best_lag, shifted, si_sdr
+from mmtok.eval.audio_metrics import best_lag, shifted
+from mmtok.metrics import si_sdr
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 DECODER_RATE = 48000          # FFmpeg's libopus decoder always outputs 48 kHz

@@ -1,7 +1,9 @@
-"""Image quality and codebook metrics.
+"""Quality and codebook metrics that training and evaluation share.
 
 Images are float tensors `[B,3,H,W]` in [-1,1] (the tokenizers' range); PSNR and SSIM are
-computed on the [0,1] scale, as image-compression papers report them.
+computed on the [0,1] scale, as image-compression papers report them. Audio is `[B,C,T]` in
+[-1,1]; SI-SDR is Le Roux et al. 2019's. (The rest of the audio metrics, which need optional
+packages, are in `mmtok.eval.audio_metrics`.)
 """
 
 from __future__ import annotations
@@ -81,3 +83,14 @@ def codebook_usage(counts: torch.Tensor) -> dict[str, float]:
 def bits_per_pixel(codebook_size: int, downsample: int) -> float:
     """Fixed-rate bits per pixel of a `downsample`x`downsample`-per-code tokenizer."""
     return math.log2(codebook_size) / downsample**2
+
+
+def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-item SI-SDR in dB, `[B]` (channels and time flattened; both zero-meaned)."""
+    est = estimate.flatten(1).double()
+    ref = reference.flatten(1).double()
+    est, ref = est - est.mean(1, keepdim=True), ref - ref.mean(1, keepdim=True)
+    scale = (est * ref).sum(1, keepdim=True) / (ref.pow(2).sum(1, keepdim=True) + eps)
+    target = scale * ref
+    noise = est - target
+    return (10 * torch.log10((target.pow(2).sum(1) + eps) / (noise.pow(2).sum(1) + eps))).float()
