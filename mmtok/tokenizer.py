@@ -102,15 +102,12 @@ class Tokenizer(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    @torch.no_grad()
     def code_vectors(self) -> list[torch.Tensor]:
         """One `[codebook_size, D]` float tensor per code stream: the latent vector each code
-        stands for (used to initialise LLM embeddings from the codebook)."""
-        quantizer = getattr(self, "quantizer", None)
-        if quantizer is None or not hasattr(quantizer, "code_vectors"):
-            raise MmtokError(f"{self.kind} tokenizers do not expose their codebook vectors; use another --init")
-        vectors = quantizer.code_vectors()
-        return [v.float().cpu() for v in (vectors if isinstance(vectors, list) else [vectors])]
+        stands for (used to initialise LLM embeddings from the codebook). Kinds that hold a
+        quantizer override this (`mmtok.quantize.HasQuantizer`, the pretrained image VQs);
+        the others refuse."""
+        raise MmtokError(f"{self.kind} tokenizers do not expose their codebook vectors; use another --init")
 
     def token_layout(self, *, media_type: str | None = None, **options: Any):
         """How codes of one item of `media_type` (one of `media_types`; default `modality`)

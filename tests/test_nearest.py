@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from vector_quantize_pytorch import ResidualVQ, VectorQuantize
 
 from mmtok.eval.kmeans_baseline import PatchKMeans
-from mmtok.quantize import Quantizer, QuantizerConfig
+from mmtok.quantize import QuantizerConfig, VQQuantizer
 from mmtok.quantize.nearest import CodeIndex, cached_index, exhaustive_nearest, nearest_code
 from mmtok.quantize.residual import ResidualQuantizer
 from mmtok.quantize.vq_search import vq_ids
@@ -100,7 +100,7 @@ def test_vector_quantize_codes(cosine, codebook_dim):
 
 def test_quantizer_vq_eval_uses_the_search_and_leaves_state_alone():
     torch.manual_seed(0)
-    q = Quantizer(8, QuantizerConfig(kind="vq", codebook_size=64, codebook_dim=4, kmeans_init=True)).eval()
+    q = VQQuantizer(8, QuantizerConfig(kind="vq", codebook_size=64, codebook_dim=4, kmeans_init=True)).eval()
     before = {k: v.clone() for k, v in q.state_dict().items()}
     z = torch.randn(2, 8, 5, 7)
     zq, ids, aux = q(z)

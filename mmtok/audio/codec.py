@@ -19,6 +19,7 @@ import torch
 
 from mmtok.audio.base import AudioTokenizer
 from mmtok.nn.conv1d import SEANetDecoder, SEANetEncoder
+from mmtok.quantize import HasQuantizer
 from mmtok.quantize.residual import ResidualQuantizer
 from mmtok.configs import register_kind
 
@@ -52,7 +53,7 @@ class AudioCodecConfig:
 
 
 @register_kind
-class AudioCodec(AudioTokenizer):
+class AudioCodec(HasQuantizer, AudioTokenizer):
     """SEANet + RVQ codec; see `AudioTokenizer` for the encode/decode layout."""
 
     kind = "audio-codec"

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 import torch
 
 from mmtok.audio.base import AudioTokenizer
+from mmtok.configs import register_kind
 from mmtok.nn.convnext1d import CausalConvNeXt
 from mmtok.nn.stft import CausalSTFTStem, ISTFTHead
-from mmtok.quantize.base import Quantizer, QuantizerConfig
-from mmtok.configs import register_kind
+from mmtok.quantize import FSQQuantizer, HasQuantizer, QuantizerConfig
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class VocosFSQConfig:
 
 
 @register_kind
-class VocosFSQCodec(AudioTokenizer):
+class VocosFSQCodec(HasQuantizer, AudioTokenizer):
     """Frame-rate ConvNeXt codec with one FSQ codebook; see `AudioTokenizer` for the layout."""
 
     kind = "audio-vocos-fsq"
@@ -76,7 +76,7 @@ class VocosFSQCodec(AudioTokenizer):
         self.stem = CausalSTFTStem(c.channels, c.hop_length, c.stem_n_fft)
         self.embed = torch.nn.Conv1d(self.stem.out_channels, c.dim, 1)
         self.encoder = CausalConvNeXt(c.dim, c.intermediate, c.encoder_depth, c.kernel)
-        self.quantizer = Quantizer(c.dim, QuantizerConfig(kind="fsq", fsq_levels=c.fsq_levels))
+        self.quantizer = FSQQuantizer(c.dim, QuantizerConfig(kind="fsq", fsq_levels=c.fsq_levels))
         self.decoder = CausalConvNeXt(c.dim, c.intermediate, c.decoder_depth, c.kernel)
         self.head = ISTFTHead(c.dim, c.channels, c.hop_length, c.head_n_fft, c.head_lookahead)
         self.sample_rate, self.channels, self.hop_length = c.sample_rate, c.channels, c.hop_length

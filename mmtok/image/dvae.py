@@ -15,6 +15,7 @@ import torch
 
 from mmtok.image.base import ConvImageConfig, ImageTokenizer
 from mmtok.nn.conv2d import Decoder2d, Encoder2d
+from mmtok.quantize import HasQuantizer
 from mmtok.quantize.gumbel import GumbelQuantizer
 from mmtok.configs import register_kind
 
@@ -31,7 +32,7 @@ class ImageDVAEConfig(ConvImageConfig):
 
 
 @register_kind
-class ImageDVAE(ImageTokenizer):
+class ImageDVAE(HasQuantizer, ImageTokenizer):
     kind = "image-dvae"
     config_class = ImageDVAEConfig
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mmtok.configs import register_kind
 from mmtok.image.base import ConvImageConfig, ImageTokenizer
 from mmtok.nn.conv2d import Decoder2d, Encoder2d
-from mmtok.quantize import Quantizer, QuantizerConfig
-from mmtok.configs import register_kind
+from mmtok.quantize import HasQuantizer, QuantizerConfig, build_quantizer
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ImageVQConfig(ConvImageConfig):
 
 
 @register_kind
-class ImageVQ(ImageTokenizer):
+class ImageVQ(HasQuantizer, ImageTokenizer):
     """Image VQ tokenizer; see `ImageTokenizer` for the encode/decode layout."""
 
     kind = "image-vq"
@@ -34,7 +34,7 @@ class ImageVQ(ImageTokenizer):
         super().__init__(config)
         c = config
         self.encoder = Encoder2d(c.patch_size, c.channels, c.channel_mult, c.num_res_blocks, c.latent_dim)
-        self.quantizer = Quantizer(c.latent_dim, c.quantizer)
+        self.quantizer = build_quantizer(c.latent_dim, c.quantizer)
         self.decoder = Decoder2d(c.patch_size, c.channels, c.channel_mult, c.num_res_blocks, c.latent_dim)
 
     @property

@@ -2,14 +2,16 @@
 
 Every quantizer maps a feature map `z: [B,D,h,w]` to `(z_q: [B,D,h,w], ids: [B,h,w] int64,
 aux_loss: scalar)` and back from ids with `embed(ids) -> [B,D,h,w]`. Which one is chosen is a
-config field, so a recipe can switch between:
+config field (`QuantizerConfig.kind`), so a recipe can switch between:
 
-- "fsq": finite scalar quantization (Mentzer et al. 2023). No codebook to collapse, no aux
-  loss; codebook size is the product of `fsq_levels`.
-- "vq": `VectorQuantize` with EMA updates, k-means init, dead-code restart, optional
-  l2-normalised (cosine) and low-dimensional codes (ViT-VQGAN's factorised codes).
-- "lfq": lookup-free quantization (MAGVIT-v2), codebook size a power of two, with its
-  entropy loss.
+- "fsq": finite scalar quantization (`mmtok.quantize.fsq`).
+- "vq": `VectorQuantize` with EMA updates and an exact nearest-code search (`mmtok.quantize.vq`).
+- "lfq": lookup-free quantization (`mmtok.quantize.lfq`).
+
+`Quantizer` here holds what the kinds share (the `[B,D,h,w]` <-> `[B,N,D]` reshaping,
+`code_vectors`, `usage_counts`); each kind's module only wraps its vector-quantize-pytorch
+module, kept in the attribute `impl` (checkpoint keys are `...quantizer.impl.*`).
+`mmtok.quantize.build_quantizer` picks the class from `config.kind`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,6 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 from torch import nn
-from vector_quantize_pytorch import FSQ, LFQ, VectorQuantize
-
-from mmtok.quantize.vq_search import vq_ids
 
 QUANTIZER_KINDS = ("fsq", "vq", "lfq")
 MAX_CODEBOOK_SIZE = 2**24
@@ -58,68 +57,37 @@ class QuantizerConfig:
 
 
 class Quantizer(nn.Module):
-    """`forward(z [B,D,h,w]) -> (z_q [B,D,h,w], ids [B,h,w] long, aux_loss scalar)`."""
+    """`forward(z [B,D,h,w]) -> (z_q [B,D,h,w], ids [B,h,w] long, aux_loss scalar)`.
 
-    def __init__(self, dim: int, config: QuantizerConfig):
+    Base of the kinds: a subclass sets `self.impl` (its vector-quantize-pytorch module, which
+    works on channel-last sequences `[B,N,D]`, N = h*w) and implements `_forward_seq` and
+    `_embed_seq` on those sequences; the base turns feature maps into sequences and back.
+    """
+
+    impl: nn.Module
+
+    def __init__(self, config: QuantizerConfig):
         super().__init__()
         self.config = config
         self.codebook_size = config.size
-        if config.kind == "fsq":
-            self.impl = FSQ(levels=list(config.fsq_levels), dim=dim)
-        elif config.kind == "vq":
-            self.impl = VectorQuantize(
-                dim=dim, codebook_size=config.codebook_size, codebook_dim=config.codebook_dim,
-                decay=config.ema_decay, kmeans_init=config.kmeans_init,
-                threshold_ema_dead_code=config.dead_code_threshold, use_cosine_sim=config.cosine,
-                commitment_weight=config.commitment_weight,
-            )
-        else:
-            self.impl = LFQ(
-                dim=dim, codebook_size=config.codebook_size, entropy_loss_weight=config.entropy_weight,
-                commitment_loss_weight=config.commitment_weight,
-            )
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, _, h, w = z.shape
-        if self.config.kind == "vq" and not self.training:
-            # Eval: the exact chunked search, not VectorQuantize's full distance matrix (which
-            # would also run its k-means init on an untrained model's first batch).
-            ids = self.encode(z)
-            return self.embed(ids), ids, z.new_zeros(())
-        out = self.impl(rearrange(z, "b d h w -> b (h w) d"))
-        if self.config.kind == "fsq":
-            zq, ids = out
-            aux = z.new_zeros(())
-        else:
-            zq, ids, aux = out[0], out[1], out[2]
+        zq, ids, aux = self._forward_seq(rearrange(z, "b d h w -> b (h w) d"))
         zq = rearrange(zq, "b (h w) d -> b d h w", h=h, w=w)
+        # vector-quantize-pytorch may return one loss per head / term: the trainer wants a scalar.
         return zq, ids.reshape(b, h, w).long(), aux.sum() if aux.numel() > 1 else aux.reshape(())
 
     @torch.no_grad()
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """`z [B,D,h,w]` -> ids `[B,h,w]` int64 (eval-mode codes, whatever the module's mode)."""
         b, _, h, w = z.shape
-        seq = rearrange(z, "b d h w -> b (h w) d")
-        if self.config.kind == "vq":
-            return vq_ids(self.impl, seq).reshape(b, h, w)
-        was_training = self.impl.training
-        self.impl.eval()
-        try:
-            ids = self.impl(seq)[1]
-        finally:
-            self.impl.train(was_training)
-        return ids.reshape(b, h, w).long()
+        return self._encode_seq(rearrange(z, "b d h w -> b (h w) d")).reshape(b, h, w).long()
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """`ids: [B,h,w]` integer codes -> `[B,D,h,w]` quantized features."""
         b, h, w = ids.shape
-        flat = ids.reshape(b, h * w)
-        if self.config.kind == "fsq":
-            zq = self.impl.indices_to_codes(flat.int())
-        elif self.config.kind == "vq":
-            zq = self.impl.get_output_from_indices(flat)
-        else:
-            zq = self.impl.indices_to_codes(flat)
+        zq = self._embed_seq(ids.reshape(b, h * w))
         return rearrange(zq, "b (h w) d -> b d h w", h=h, w=w)
 
     def code_vectors(self) -> torch.Tensor:
@@ -130,9 +98,25 @@ class Quantizer(nn.Module):
         """Histogram of `ids` over the codebook, `[codebook_size]` int64."""
         return torch.bincount(ids.reshape(-1), minlength=self.codebook_size)
 
+    # -- per kind, on channel-last sequences ----------------------------------------------
+    def _forward_seq(self, seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`seq [B,N,D]` -> `(z_q [B,N,D], ids [B,N], aux_loss)` in the module's current mode."""
+        raise NotImplementedError
 
-def build_quantizer(dim: int, config: QuantizerConfig) -> Quantizer:
-    return Quantizer(dim, config)
+    def _encode_seq(self, seq: torch.Tensor) -> torch.Tensor:
+        """`seq [B,N,D]` -> ids `[B,N]`: `impl`'s eval-mode codes. `impl` is put in eval mode
+        for the call only: in training mode it would also run its training-only steps (LFQ's
+        entropy loss over the whole codebook, FSQ's noise dropout when enabled)."""
+        was_training = self.impl.training
+        self.impl.eval()
+        try:
+            return self.impl(seq)[1]
+        finally:
+            self.impl.train(was_training)
+
+    def _embed_seq(self, ids: torch.Tensor) -> torch.Tensor:
+        """`ids [B,N]` -> `z_q [B,N,D]`."""
+        raise NotImplementedError
 
 
 def _device_of(module: nn.Module) -> torch.device:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mmtok.nn.conv3d import TRANSITIONS, Decoder3d, Encoder3d
-from mmtok.quantize import Quantizer, QuantizerConfig
 from mmtok.configs import register_kind
+from mmtok.nn.conv3d import TRANSITIONS, Decoder3d, Encoder3d
+from mmtok.quantize import HasQuantizer, QuantizerConfig, build_quantizer
 from mmtok.video.base import VideoTokenizer
 
 
@@ -49,7 +49,7 @@ class VideoCausalVQConfig:
 
 
 @register_kind
-class VideoCausalVQ(VideoTokenizer):
+class VideoCausalVQ(HasQuantizer, VideoTokenizer):
     """Causal video VQ tokenizer; see `VideoTokenizer` for layouts and windowed coding."""
 
     kind = "video-causal-vq"
@@ -60,7 +60,7 @@ class VideoCausalVQ(VideoTokenizer):
         c = config
         shape = (c.patch_size, c.channels, c.channel_mult, c.num_res_blocks, c.latent_dim, c.downsample, c.frame_levels)
         self.encoder = Encoder3d(*shape)
-        self.quantizer = Quantizer(c.latent_dim, c.quantizer)
+        self.quantizer = build_quantizer(c.latent_dim, c.quantizer)
         self.decoder = Decoder3d(*shape)
 
     @property
