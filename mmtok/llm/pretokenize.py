@@ -38,16 +38,16 @@ import torch
 from mmtok.errors import MmtokError
 from mmtok.files import check_output_dir, make_dirs, write_json
 from mmtok.llm import shards
+from mmtok.llm.encode import ItemEncoder
 from mmtok.llm.item_reader import DecodedItem, DecodedMedia, ItemReader, keep
 from mmtok.llm.items import Dataset, load_dataset
-from mmtok.llm.sequence import Audio, Image, Video
+from mmtok.llm.sequence import MediaPart
 from mmtok.llm.shards import DATASET_FILE, RankState, rank_name
 from mmtok.llm.vocab import MediaVocab
 from mmtok.modalities import named
 from mmtok.tokens_file import TokenFile
 
 DEFAULT_SHARD_ITEMS = 1000
-PART_CLASS = {"image": Image, "audio": Audio, "video": Video}
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,6 @@ def _run(share: list, state: RankState, out: Path, vocab: MediaVocab, settings: 
          workers: int, batch_size: int, device: torch.device, progress: bool) -> None:
     from tqdm.auto import tqdm
 
-    from mmtok.llm.encode import ItemEncoder
-
     readings = {s.name: named(s.modality).reading(vocab.tokenizer(s.name)) for s in vocab.streams}
     reader = ItemReader(share, state.done, readings)
     loader = torch.utils.data.DataLoader(reader, batch_size=None, num_workers=workers, collate_fn=keep,
@@ -293,6 +291,6 @@ def _build_parts(vocab: MediaVocab, decoded: DecodedItem, codes: dict[int, torch
         if isinstance(part, DecodedMedia):
             ref = part.ref
             tokens = TokenFile.from_codes(vocab.tokenizer(ref.stream, ref.modality), codes[slot], {}, ref.source)
-            part = PART_CLASS[ref.modality](tokens, stream=ref.stream)
+            part = MediaPart.of(ref.modality)(tokens, stream=ref.stream)
         parts.append(part)
     return parts

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from mmtok.errors import MmtokError
 from mmtok.llm.streams import MediaStream
+from mmtok.media.image import to_model
+from mmtok.modalities import named
+from mmtok.tokenizer import Tokenizer
 from mmtok.tokens_file import SUFFIX, TokenFile
 
 MediaSource = str | Path | torch.Tensor | TokenFile
@@ -32,11 +35,31 @@ MediaSource = str | Path | torch.Tensor | TokenFile
 class MediaPart:
     """One media item of a sequence. `source` is a file path, a `.mmtok` token file (path or
     `TokenFile`, codes used as they are after a fingerprint check) or a tensor (layouts
-    below). `stream` picks the vocab stream by name when a vocab has several of a modality."""
+    below). `stream` picks the vocab stream by name when a vocab has several of a modality.
+
+    A file is coded by its media type's `Modality.encode_file` (the codes `mmtok encode`
+    and `mmtok pretokenize` give); a tensor by the tokenizer itself (`encode_tensor`)."""
 
     source: MediaSource
     stream: str | None = None
-    modality: ClassVar[str]
+    modality: ClassVar[str]        # the media type, as `Modality.name`
+    tensor_dims: ClassVar[int]     # dims of a tensor `source`
+
+    @classmethod
+    def of(cls, media_type: str) -> type[MediaPart]:
+        """The part class of a media type: `Image` for "image", and so on."""
+        for part_class in cls.__subclasses__():
+            if part_class.modality == media_type:
+                return part_class
+        raise MmtokError(f"no sequence part for media type {media_type!r}; parts are Image, Audio and Video")
+
+    def file_options(self) -> dict[str, Any]:
+        """What the part asks of its file's encoder (`Modality.encode_file` keywords)."""
+        return {}
+
+    def encode_tensor(self, tok: Tokenizer, stream: MediaStream, x: torch.Tensor) -> torch.Tensor:
+        """Codes of one item given as a tensor `x` in [-1,1] (layout in the class docstring)."""
+        return tok.encode(x[None])[0]
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,7 @@ class Image(MediaPart):
     """Tensor: `[3,H,W]` uint8 in [0,255] or float in [-1,1]."""
 
     modality: ClassVar[str] = "image"
+    tensor_dims: ClassVar[int] = 3
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,10 @@ class Audio(MediaPart):
     """Tensor: `[C,T]` float in [-1,1] at the tokenizer's sample rate and channel count."""
 
     modality: ClassVar[str] = "audio"
+    tensor_dims: ClassVar[int] = 2
+
+    def encode_tensor(self, tok: Tokenizer, stream: MediaStream, x: torch.Tensor) -> torch.Tensor:
+        return tok.encode(x[None], num_quantizers=stream.options.levels)[0]
 
 
 @dataclass(frozen=True)
@@ -60,6 +88,13 @@ class Video(MediaPart):
     fps: float | None = None
     short_side: int | None = None
     modality: ClassVar[str] = "video"
+    tensor_dims: ClassVar[int] = 4
+
+    def file_options(self) -> dict[str, Any]:
+        return {"fps": self.fps, "short_side": self.short_side}
+
+    def encode_tensor(self, tok: Tokenizer, stream: MediaStream, x: torch.Tensor) -> torch.Tensor:
+        return tok.encode_windowed(x[None])[0]   # the same codes as `encode`, in bounded memory
 
 
 Part = str | MediaPart
@@ -92,39 +127,20 @@ def media_codes(vocab, part: MediaPart) -> tuple[MediaStream, torch.Tensor]:
         source.check_tokenizer(tok, source.source or "token file")
         return stream, source.codes.long()
     if isinstance(source, torch.Tensor):
-        return stream, _encode_tensor(tok, stream, part.modality, source)
+        return stream, _encode_tensor(tok, stream, part, source)
+    modality = named(part.modality)
+    coding = modality.coding_options(stream.options)   # audio: the stream's residual levels
+    tokens = modality.encode_file(tok, Path(source), **part.file_options(), **coding)
     # .long(): video files keep their codes uint16, which has no min / max on CPU
-    return stream, _encode_file(tok, stream, part, Path(source)).long()
+    return stream, tokens.codes.long()
 
 
-def _encode_tensor(tok, stream: MediaStream, media_type: str, x: torch.Tensor) -> torch.Tensor:
-    from mmtok.media.image import to_model
-
-    expected = {"image": 3, "audio": 2, "video": 4}[media_type]
-    if x.ndim != expected:
-        raise MmtokError(f"{media_type} tensor must have {expected} dims, got shape {tuple(x.shape)}")
+def _encode_tensor(tok: Tokenizer, stream: MediaStream, part: MediaPart, x: torch.Tensor) -> torch.Tensor:
+    if x.ndim != part.tensor_dims:
+        raise MmtokError(f"{part.modality} tensor must have {part.tensor_dims} dims, got shape {tuple(x.shape)}")
     if x.dtype == torch.uint8:
         x = to_model(x)
-    if media_type == "audio":
-        return tok.encode(x[None], num_quantizers=stream.options.levels)[0]
-    if media_type == "video":
-        return tok.encode_windowed(x[None])[0]
-    return tok.encode(x[None])[0]
-
-
-def _encode_file(tok, stream: MediaStream, part: MediaPart, path: Path) -> torch.Tensor:
-    if part.modality == "image":
-        from mmtok.image.files import encode_image
-        from mmtok.media.image import read_image
-
-        return encode_image(tok, read_image(path), path.name).codes
-    if part.modality == "audio":
-        from mmtok.audio.files import encode_audio
-
-        return encode_audio(tok, path, stream.options.levels).codes
-    from mmtok.video.files import encode_video
-
-    return encode_video(tok, path, part.fps, part.short_side).codes
+    return part.encode_tensor(tok, stream, x)
 
 
 def build(vocab, parts: list[Part], bos: bool = False, eos: bool = False) -> Sequence:

@@ -42,6 +42,7 @@ import numpy as np
 from mmtok import files
 from mmtok.errors import MmtokError
 from mmtok.files import atomic_write, give_usual_mode, write_json
+from mmtok.llm.vocab import MediaVocab
 
 DATASET_FILE = "dataset.json"
 DATASET_FORMAT = "mmtok-pretokenized"
@@ -200,7 +201,7 @@ class TokenShards:
     workers); each process re-opens them on first use.
     """
 
-    def __init__(self, path: str | Path, vocab: str | Path | Any | None = None):
+    def __init__(self, path: str | Path, vocab: str | Path | MediaVocab | None = None):
         self.path = Path(path)
         if not (self.path / DATASET_FILE).is_file():
             raise MmtokError(f"{self.path}: no {DATASET_FILE}; not a `mmtok pretokenize` output")
@@ -230,10 +231,8 @@ class TokenShards:
         """`{"id", "reason"}` of every failed item, all ranks."""
         return [f for state in self.states for f in state.failures]
 
-    def check_vocab(self, vocab: str | Path | Any) -> None:
+    def check_vocab(self, vocab: str | Path | MediaVocab) -> None:
         """MmtokError unless these ids were made with `vocab` (a `MediaVocab` or its folder)."""
-        from mmtok.llm.vocab import MediaVocab
-
         if not isinstance(vocab, MediaVocab):
             vocab = MediaVocab.load(vocab)
         have, want = self.info["vocab"]["fingerprint"], vocab_identity(vocab)["fingerprint"]

@@ -18,18 +18,21 @@ from __future__ import annotations
 import shutil
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+import mmtok
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import read_json, write_json
 from mmtok.llm.options import StreamOptions
+from mmtok.llm.parse import Parsed
+from mmtok.llm.parse import parse as parse_ids
+from mmtok.llm.sequence import Part, Sequence
+from mmtok.llm.sequence import build as build_sequence
+from mmtok.llm.sequence import prompt as build_prompt
 from mmtok.llm.streams import MediaStream, SpanType, make_stream
 from mmtok.tokenizer import Tokenizer
-
-if TYPE_CHECKING:
-    from mmtok.llm.parse import Parsed
 
 VOCAB_FILE = "mmtok_vocab.json"
 VOCAB_FORMAT = "mmtok-vocab"
@@ -198,8 +201,6 @@ class MediaVocab:
             return self.tokenizer(name).for_media(media_type)
         if name in self._tokenizers:
             return self._tokenizers[name]
-        import mmtok
-
         stream = self.stream(name)
         override = self._overrides.get(name)
         if isinstance(override, Tokenizer):
@@ -239,34 +240,26 @@ class MediaVocab:
         `[start, header..., codes..., end]` (int64)."""
         return self.stream_for(tokenizer).span(codes, media_type)
 
-    def build(self, parts: list, bos: bool = False, eos: bool = False):
+    def build(self, parts: list[Part], bos: bool = False, eos: bool = False) -> Sequence:
         """Interleaved text and media parts -> `Sequence` (ids + per-token modality); see
         `mmtok.llm.sequence.build`."""
-        from mmtok.llm.sequence import build
+        return build_sequence(self, parts, bos, eos)
 
-        return build(self, parts, bos, eos)
-
-    def prompt(self, parts: list, media: str | None = None, bos: bool = False):
+    def prompt(self, parts: list[Part], media: str | None = None, bos: bool = False) -> Sequence:
         """A generation prompt: text and media `parts`, then (when `media` names a stream or a
         modality) that stream's start id; see `mmtok.llm.sequence.prompt`."""
-        from mmtok.llm.sequence import prompt
-
-        return prompt(self, parts, media, bos)
+        return build_prompt(self, parts, media, bos)
 
     def parse(self, ids: torch.Tensor | list[int], policy: str = "repair") -> Parsed:
         """Generated ids `[L]` -> text and media segments; malformed spans are reported and
         handled by `policy` ("strict", "repair" or "drop"), see `mmtok.llm.parse.parse`."""
-        from mmtok.llm.parse import parse
-
-        return parse(self, ids, policy)
+        return parse_ids(self, ids, policy)
 
     def decode_ids(self, ids: torch.Tensor | list[int]) -> tuple[MediaStream, torch.Tensor]:
         """One complete span of ids -> `(stream, codes)`; MmtokError if it is malformed
         (use `parse` for whole generated sequences, which reports and repairs)."""
-        from mmtok.llm.parse import parse
-
         ids = torch.as_tensor(ids, dtype=torch.long)
-        media = [s for s in parse(self, ids, policy="strict").segments if s.stream is not None]
+        media = [s for s in parse_ids(self, ids, policy="strict").segments if s.stream is not None]
         if len(media) != 1 or media[0].start != 0 or media[0].stop != ids.numel():
             raise MmtokError(f"expected exactly one media span from start to end token, got {len(media)} spans")
         return media[0].stream, media[0].codes
