@@ -11,6 +11,7 @@ Token files record the source's `sample_rate`, `channels`, `num_samples` and the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from mmtok.errors import MmtokError
 from mmtok.eval.audio_eval import evaluate_audio
 from mmtok.eval.audio_metrics import clip_scores
 from mmtok.files import Progress
+from mmtok.layout import FrameMajorLayout
 from mmtok.media.audio import AUDIO_SUFFIXES, AudioBlocks, audio_info, read_audio
 from mmtok.media.modality import Held, Modality
 from mmtok.tokens_file import TokenFile
@@ -73,6 +75,15 @@ class AudioModality(Modality):
 
     def encode_held(self, tok: AudioTokenizer, held: Held, levels: int | None = None) -> torch.Tensor:
         return encode_blocks(tok, torch.split(held.data, list(held.blocks), dim=-1), levels, self.chunk_seconds).cpu()
+
+    def stream_options(self, name: str, tok: AudioTokenizer, options):
+        levels = options.levels or len(tok.codebook_sizes)
+        if not 1 <= levels <= len(tok.codebook_sizes):
+            raise MmtokError(f"{name}: --audio-levels must be 1..{len(tok.codebook_sizes)}, got {levels}")
+        return dataclasses.replace(options, row_separator=False, frame_separator=False, levels=levels), {"levels": levels}
+
+    def implied_layout(self, codebook_sizes: tuple[int, ...], options) -> FrameMajorLayout:
+        return FrameMajorLayout(tuple(codebook_sizes[: options.levels or len(codebook_sizes)]))
 
     def write_codes(self, tok: AudioTokenizer, codes: torch.Tensor, path: Path, fps: float) -> bool:
         """Codes `[K,t]` -> `t * output_hop_length` samples at the decoder's `output_sample_rate`

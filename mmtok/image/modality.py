@@ -9,6 +9,7 @@ coded in batches, images above `TILE_ABOVE_PIXELS` tile by tile.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from mmtok.eval.image_report import image_scores
 from mmtok.files import Progress
 from mmtok.image.base import ImageTokenizer
 from mmtok.image.files import decode_batch, decode_token_files, encode_batch, encode_image, encode_image_files
+from mmtok.layout import RasterLayout
 from mmtok.media.image import IMAGE_SUFFIXES, read_image, write_image
 from mmtok.media.modality import Held, Modality
 from mmtok.tokens_file import TokenFile
@@ -58,6 +60,13 @@ class ImageModality(Modality):
 
     def held_grid(self, tok: ImageTokenizer, held: Held) -> tuple[int, ...]:
         return tok.grid_shape(*held.data.shape[-2:])
+
+    def stream_options(self, name: str, tok: ImageTokenizer, options):
+        options = dataclasses.replace(options, frame_separator=False, levels=None)
+        return options, {"row_separator": options.row_separator}
+
+    def implied_layout(self, codebook_sizes: tuple[int, ...], options) -> RasterLayout:
+        return RasterLayout(codebook_sizes[0], options.row_separator)
 
     def write_codes(self, tok: ImageTokenizer, codes: torch.Tensor, path: Path, fps: float) -> bool:
         """Codes `[h,w]` -> an image of `h*f` x `w*f` pixels."""

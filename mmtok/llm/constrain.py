@@ -180,7 +180,7 @@ class MediaLogitsProcessor(LogitsProcessor):
         extra = torch.full_like(state.pos, -1)
         thw = state.dims.unbind(-1)
         for i, (_, kind) in enumerate(self.kinds):
-            if kind.media_type == "audio":
+            if kind.free_length:
                 s_lo, s_hi, s_extra = self._audio_intervals(kind, state.pos)
             else:   # images state (h, w): the last two of (t, h, w)
                 s_lo, s_hi = self._visual_intervals(kind, state.pos, thw[3 - kind.layout.grid_sides:])

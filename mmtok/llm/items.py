@@ -32,12 +32,11 @@ from typing import Any
 
 from mmtok.errors import MmtokError
 from mmtok.files import MAX_JSON_DEPTH, parse_json, require_regular_file
-from mmtok.media.audio import AUDIO_SUFFIXES
-from mmtok.media.image import IMAGE_SUFFIXES
-from mmtok.media.video import VIDEO_SUFFIXES
+from mmtok.modalities import MODALITIES
 
 MANIFEST_SUFFIXES = {".jsonl"}
-MEDIA_KEYS = ("image", "audio", "video")
+# Reading options a part of a manifest may set, where its media type takes them (`Modality.encode_options`).
+ITEM_OPTIONS = frozenset({"fps", "short_side"})
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def load_dataset(path: str | Path, vocab, fps: float | None = None, short_side: 
 
 def _modality_of(suffix: str, streams: dict[str, str]) -> str | None:
     """The modality a file suffix stands for, given the modalities the vocab has streams for."""
-    kinds = [m for m, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)) if suffix in suffixes]
+    kinds = [m.name for m in MODALITIES.values() if suffix in m.suffixes]  # ".gif": image, then video
     usable = [m for m in kinds if m in streams]
     return (usable or kinds or [None])[0]
 
@@ -124,8 +123,9 @@ def _folder(root: Path, vocab, fps: float | None, short_side: int | None) -> Dat
         if modality not in streams:
             skipped[modality] = skipped.get(modality, 0) + 1
             continue
-        video = modality == "video"
-        ref = MediaRef(modality, rel.as_posix(), str(file), streams[modality], fps if video else None, short_side if video else None)
+        takes = MODALITIES[modality].encode_options
+        ref = MediaRef(modality, rel.as_posix(), str(file), streams[modality], fps if "fps" in takes else None,
+                       short_side if "short_side" in takes else None)
         items.append(Item(rel.as_posix(), (ref,)))
     if not items:
         found = f" (only {', '.join(f'{n} {m}' for m, n in skipped.items())} files, which this vocab has no stream for)" if skipped else ""
@@ -187,11 +187,12 @@ def _parse_part(part: Any, index: int, base: Path, vocab, fps: float | None, sho
         raise MmtokError(f"part {index} is {type(part).__name__}; parts are strings or objects like {{\"image\": \"a.png\"}}")
     if set(part) == {"text"} and isinstance(part["text"], str):
         return part["text"]
-    kinds = [k for k in MEDIA_KEYS if k in part]
+    kinds = [k for k in MODALITIES if k in part]
     if len(kinds) != 1:
         raise MmtokError(f"part {index} {json.dumps(part)[:80]}: unknown part type; use \"text\", \"image\", \"audio\" or \"video\"")
     modality = kinds[0]
-    allowed = {modality, "stream"} | ({"fps", "short_side"} if modality == "video" else set())
+    takes = MODALITIES[modality].encode_options & ITEM_OPTIONS
+    allowed = {modality, "stream"} | takes
     extra = sorted(set(part) - allowed)
     if extra:
         raise MmtokError(f"part {index}: unknown keys {extra} for {modality}; allowed are {sorted(allowed)}")
@@ -209,8 +210,7 @@ def _parse_part(part: Any, index: int, base: Path, vocab, fps: float | None, sho
         raise MmtokError(f"part {index}: \"fps\" must be a positive number")
     if part_side is not None and (isinstance(part_side, bool) or not isinstance(part_side, int) or part_side < 1):
         raise MmtokError(f"part {index}: \"short_side\" must be a positive integer")
-    video = modality == "video"
     return MediaRef(
         modality, source, str(base / source), stream.name,
-        float(part_fps) if video and part_fps is not None else None, part_side if video else None,
+        float(part_fps) if "fps" in takes and part_fps is not None else None, part_side if "short_side" in takes else None,
     )

@@ -321,7 +321,7 @@ class _Parser:
                 f"{expected}; too little to repair", drop_action, problems,
             )
             return stop
-        if kind.media_type == "audio":
+        if kind.free_length:
             codes, issues = _audio_body(vocab, kind, body, header_end)
         else:
             codes, issues = _grid_body(vocab, kind, body, grid, header_end)
@@ -329,7 +329,7 @@ class _Parser:
             self.report(message, action if self.policy == "repair" else drop_action, problems)
         if problems and self.policy == "drop":
             return stop
-        if kind.media_type == "audio":
+        if kind.free_length:
             grid = (codes.shape[1],)
         span_ids = ids[p:stop].clone() if not problems else kind.span(codes)
         self.segments.append(Segment(p, stop, span_ids, stream, grid, codes, problems, kind.media_type))

@@ -37,11 +37,10 @@ from typing import Any
 import torch
 
 from mmtok.errors import MmtokError
-from mmtok.layout import FrameMajorLayout, Layout, RasterLayout, VideoLayout, layout_from_json, layout_to_json
+from mmtok.layout import FrameMajorLayout, Layout, layout_from_json, layout_to_json
 from mmtok.llm.options import StreamOptions
+from mmtok.modalities import MODALITIES
 from mmtok.tokenizer import Tokenizer
-
-MODALITIES = ("image", "audio", "video")
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,11 @@ class SpanType:
     def num_dims(self) -> int:
         """Header tokens after the start token: 2 for images, 3 for video, 0 for audio."""
         return self.layout.header_sides
+
+    @property
+    def free_length(self) -> bool:
+        """No grid header: a span holds any whole number of frames (audio), ended by `end_id`."""
+        return self.num_dims == 0
 
     def grid_of(self, codes: torch.Tensor) -> tuple[int, ...]:
         """The grid of `codes` (image `(h, w)`, video `(t, h, w)`, audio `(frames,)`)."""
@@ -249,7 +253,7 @@ class MediaStream:
                 "block": [self.start_id, self.stop_id],
             },
         }
-        if self.layouts != (_implied_layout(self.modality, self.codebook_sizes, self.options),):
+        if self.layouts != (MODALITIES[self.modality].implied_layout(self.codebook_sizes, self.options),):
             data["layouts"] = [layout_to_json(layout) for layout in self.layouts]
         if len(self.layouts) > 1:
             data["ids"]["spans"] = {t.media_type: [t.start_id, t.end_id] for t in self.span_types}
@@ -263,7 +267,7 @@ class MediaStream:
             if "layouts" in data:
                 layouts = tuple(layout_from_json(layout) for layout in data["layouts"])
             else:  # implied (see `to_json`)
-                layouts = (_implied_layout(data["modality"], codebook_sizes, options),)
+                layouts = (MODALITIES[data["modality"]].implied_layout(codebook_sizes, options),)
             stream = cls(data["name"], int(data["ids"]["start"]), codebook_sizes, dict(data["tokenizer"]), layouts, options)
             consistent = (
                 layouts and stream.modality == data["modality"] and set(MODALITIES) >= set(stream.media_types)
@@ -276,20 +280,6 @@ class MediaStream:
         return stream
 
 
-def _implied_layout(modality: str, codebook_sizes: tuple[int, ...], options: StreamOptions) -> Layout:
-    """The layout a vocab entry without "layouts" means: the one the modality's base class
-    (`ImageTokenizer` / `VideoTokenizer` / `AudioTokenizer.token_layout`) gives for these
-    options. Entries written before layouts were recorded are all of this kind, and
-    `to_json` leaves "layouts" out exactly when they are."""
-    if modality == "image":
-        return RasterLayout(codebook_sizes[0], options.row_separator)
-    if modality == "video":
-        return VideoLayout(codebook_sizes[0], options.row_separator, options.frame_separator)
-    if modality == "audio":
-        return FrameMajorLayout(tuple(codebook_sizes[: options.levels or len(codebook_sizes)]))
-    raise ValueError(f"unknown modality '{modality}'")
-
-
 def tokenizer_identity(tok: Tokenizer) -> dict[str, Any]:
     """What a vocab records about a tokenizer (checked again whenever it is loaded)."""
     return {"kind": tok.kind, "fingerprint": tok.fingerprint, "source": str(tok.name_or_path)}
@@ -297,24 +287,13 @@ def tokenizer_identity(tok: Tokenizer) -> dict[str, Any]:
 
 def make_stream(name: str, tok: Tokenizer, start_id: int, options: StreamOptions) -> MediaStream:
     """The block for `tok` starting at `start_id`: one layout per media type it serves, each
-    from `tok.token_layout` with the options that apply to its modality (checked)."""
+    from `tok.token_layout` with the options that apply to its media type (its `Modality`
+    checks and picks them)."""
     if tok.modality not in MODALITIES:
         raise MmtokError(f"{name}: tokenizer modality '{tok.modality}' cannot be added to a vocabulary")
-    if tok.modality == "audio":
-        levels = options.levels or len(tok.codebook_sizes)
-        if not 1 <= levels <= len(tok.codebook_sizes):
-            raise MmtokError(f"{name}: --audio-levels must be 1..{len(tok.codebook_sizes)}, got {levels}")
-        options = StreamOptions(levels=levels, max_dim=options.max_dim)
-        layout_options: dict[str, Any] = {"levels": levels}
-    else:
-        options = StreamOptions(
-            options.row_separator, options.frame_separator and tok.modality == "video", None, options.max_dim,
-        )
-        if options.max_dim < 1:
-            raise MmtokError(f"{name}: --max-grid must be at least 1, got {options.max_dim}")
-        layout_options = {"row_separator": options.row_separator}
-        if tok.modality == "video":
-            layout_options["frame_separator"] = options.frame_separator
+    if options.max_dim < 1:
+        raise MmtokError(f"{name}: --max-grid must be at least 1, got {options.max_dim}")
+    options, layout_options = MODALITIES[tok.modality].stream_options(name, tok, options)
     layouts = tuple(tok.token_layout(media_type=m, **layout_options) for m in tok.media_types)
     _check_nested(name, layouts)
     return MediaStream(name, start_id, tuple(tok.codebook_sizes), tokenizer_identity(tok), layouts, options)

@@ -29,6 +29,7 @@ import torch
 
 from mmtok.errors import MmtokError
 from mmtok.files import Progress
+from mmtok.layout import Layout
 from mmtok.tokens_file import ORIGINAL_SCHEMA, TokenFile
 
 
@@ -97,6 +98,17 @@ class Modality(ABC):
     def coding_options(self, stream_options: Any) -> dict[str, Any]:
         """The `encode_file` / `encode_held` options an LLM stream's layout fixes (audio: `levels`)."""
         return {}
+
+    @abstractmethod
+    def stream_options(self, name: str, tok: Any, options: Any) -> tuple[Any, dict[str, Any]]:
+        """For the LLM stream `name` of `tok` (`mmtok.llm.streams.make_stream`): the
+        `StreamOptions` that apply to this media type (`options` with the others reset, so
+        equal streams compare equal) and the `tok.token_layout` arguments they mean."""
+
+    @abstractmethod
+    def implied_layout(self, codebook_sizes: tuple[int, ...], options: Any) -> Layout:
+        """The layout of a vocab stream entry written before layouts were recorded, from its
+        codebook sizes and `StreamOptions` (what `token_layout` gives for them)."""
 
     @abstractmethod
     def hold(self, path: str | Path, **reading: Any) -> Held | None:

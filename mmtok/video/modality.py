@@ -11,6 +11,7 @@ Files are read `BLOCK_FRAMES` frames at a time and coded `WINDOW` latent frames 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from mmtok.eval.video_clips import read_clip
 from mmtok.eval.video_eval import evaluate_videos
 from mmtok.eval.video_metrics import clip_scores
 from mmtok.files import Progress
+from mmtok.layout import VideoLayout
 from mmtok.media.image import from_model, to_model
 from mmtok.media.modality import Held, Modality
 from mmtok.media.video import VIDEO_SUFFIXES, VideoFrames
@@ -74,6 +76,13 @@ class VideoModality(Modality):
 
     def held_grid(self, tok: VideoTokenizer, held: Held) -> tuple[int, ...]:
         return tok.grid_shape(*held.data.shape[1:])
+
+    def stream_options(self, name: str, tok: VideoTokenizer, options):
+        options = dataclasses.replace(options, levels=None)
+        return options, {"row_separator": options.row_separator, "frame_separator": options.frame_separator}
+
+    def implied_layout(self, codebook_sizes: tuple[int, ...], options) -> VideoLayout:
+        return VideoLayout(codebook_sizes[0], options.row_separator, options.frame_separator)
 
     def write_codes(self, tok: VideoTokenizer, codes: torch.Tensor, path: Path, fps: float) -> bool:
         """Codes `[t,h,w]` -> an mp4 of every frame they decode to (`tok.frames_for(t)`) at `fps`."""
