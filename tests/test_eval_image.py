@@ -15,14 +15,15 @@ from click.testing import CliRunner
 from conftest import assert_cli_error, run_mmtok, sample_image, write_image
 
 import mmtok
-from mmtok.cli.evaluate import select_files
 from mmtok.cli.main import main
 from mmtok.eval.baselines.pillow_codecs import JPEG, WEBP, ImageCoder, encode
 from mmtok.eval.image_eval import evaluate_images
-from mmtok.metrics import MS_SSIM_MIN_SIDE, ms_ssim
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report
+from mmtok.eval.selection import evaluation_files
 from mmtok.media.image import to_model
+from mmtok.metrics import MS_SSIM_MIN_SIDE, ms_ssim
+from mmtok.modalities import named
 
 # Three sizes, so every file is coded alone by `mmtok encode` too (same-size files are batched),
 # one large enough for MS-SSIM, one with sizes that are not multiples of the factor.
@@ -201,10 +202,10 @@ def test_heldout_recipe_fits_kmeans_on_the_training_files(photos, tmp_path):
     on, never from the held-out files it is scored on."""
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("kind: image-vq\ntrain:\n  exclude: ['small*']\n")
-    evaluated, train = select_files((photos,), "image", recipe, None)
+    evaluated, train = evaluation_files((photos,), named("image"), recipe, None)
     assert sorted(Path(p).name for p in train) == ["big.png", "odd.jpg"]
     assert all(f.name.startswith("small") for f in evaluated) and evaluated
-    assert select_files((photos,), "image", None, None)[1] == ()
+    assert evaluation_files((photos,), named("image"), None, None)[1] == ()
 
 
 def test_tokens_first_over_two_tokenizers(full_report):

@@ -30,25 +30,6 @@ def load_named(specs: tuple[str, ...]) -> dict[str, object]:
     return tokenizers
 
 
-def select_files(data: tuple[Path, ...], modality: str, heldout: Path | None, limit: int | None) -> tuple[list[Path], tuple[str, ...]]:
-    """(files to evaluate, files trained baselines learn from by default).
-
-    With `--heldout RECIPE` the evaluated files are those the recipe's `exclude` globs held
-    out, and trained baselines learn from what the media type says (image k-means: the rest,
-    the recipe's training files, never the files they are scored on); without it, () (the
-    evaluator then fits on the evaluated files and says that this favours the baseline)."""
-    from mmtok.eval.selection import heldout_files, spread
-    from mmtok.files import expand_inputs
-    from mmtok.modalities import named
-
-    media = named(modality)
-    files = sorted(expand_inputs(data, set(media.suffixes), modality))
-    if heldout is None:
-        return spread(files, limit), ()
-    held = heldout_files(files, heldout, modality)
-    return spread(held, limit), media.baseline_training_files(files, held)
-
-
 @click.command(name="eval")
 @click.option("-t", "--tokenizer", "tokenizers", multiple=True, required=True,
               help="Tokenizer to measure (repeatable, all of one modality): PATH or hf: spec, or NAME=PATH.")
@@ -76,6 +57,7 @@ def evaluate(
     """Measure tokenizers on your media, side by side with classic codecs; write a report."""
     from mmtok.eval.options import EvalOptions
     from mmtok.eval.report import Report
+    from mmtok.eval.selection import evaluation_files
     from mmtok.modalities import named
 
     toks = load_named(tokenizers)
@@ -92,7 +74,7 @@ def evaluate(
     if kbps and "kbps" not in media.encode_options:
         raise MmtokError("--kbps: only audio tokenizers have bitrates to choose")
     chosen = () if no_baselines else (baselines or media.baselines)
-    files, default_train = select_files(data, modality, heldout, limit)
+    files, default_train = evaluation_files(data, media, heldout, limit)
     train = tuple(str(p) for p in baseline_train) or default_train
     options = EvalOptions(chosen, tuple(kbps) or None, limit, examples, seed, True, train)
     command = "mmtok " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else ""

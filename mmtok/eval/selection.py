@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from mmtok.errors import MmtokError
 from mmtok.files import expand_inputs
@@ -35,3 +36,18 @@ def spread(items: list, n: int | None) -> list:
     if n is None or n >= len(items):
         return items
     return [items[round(i * (len(items) - 1) / max(n - 1, 1))] for i in range(n)]
+
+
+def evaluation_files(data: Iterable[Path], media: Any, heldout: Path | None, limit: int | None) -> tuple[list[Path], tuple[str, ...]]:
+    """(files to evaluate, files trained baselines learn from by default) for `mmtok eval`:
+    the `media` (a `Modality`) files under `data`, at most `limit`, spread over the sorted list.
+
+    With `heldout` (a recipe) the evaluated files are those its `exclude` globs held out,
+    and trained baselines learn from what the media type says (image k-means: the rest, the
+    recipe's training files, never the files they are scored on); without it, () (the
+    evaluator then fits on the evaluated files and says that this favours the baseline)."""
+    files = sorted(expand_inputs(data, set(media.suffixes), media.name))
+    if heldout is None:
+        return spread(files, limit), ()
+    held = heldout_files(files, heldout, media.name)
+    return spread(held, limit), media.baseline_training_files(files, held)
