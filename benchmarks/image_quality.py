@@ -1,170 +1,122 @@
-"""Reconstruction quality of an image tokenizer vs. patch k-means at the same bit rate.
+"""Image tokenizer quality vs. JPEG, WebP and patch k-means at the same bits, through `mmtok eval`.
 
-Evaluates the tokenizer on the held-out images of its recipe (files matching the recipe's
-`exclude` globs, at their native size), fits `PatchKMeans` on the training images with the
-tokenizer's codebook size and downsampling factor (same token grid, same bits per pixel),
-evaluates it on the same images, and writes results.json, recon_grid.png and
-codebook_usage.png into --out.
+Runs `mmtok eval` (in-process, `mmtok.cli.main.run`) on the held-out images of the tokenizer's
+recipe (`--heldout`, default the tokenizer folder's recipe.yaml; `--all-files` for every image)
+with its image baselines: JPEG and WebP matched to the tokenizer's bits on every file, patch
+k-means with the same codebook size and token grid (fitted on the recipe's training images).
+mmtok eval writes its report (report.html, report.md, results.json, figures/) into --out; this
+script reads that results.json and prints, and writes as comparison.md next to it:
 
-    python benchmarks/image_quality.py --tokenizer runs/mmtok-image-f8 \
-        --data ../shared/corpus/images \
-        --recipe tokenizers_trained/mmtok-image-f8/recipe.yaml --out runs/bench-quality
+- per method: bpp, PSNR and SSIM median and mean, MS-SSIM median, codebook usage and perplexity;
+- each tokenizer against each baseline at its rate, file by file: the bpp ratio, the median
+  (and mean) PSNR and SSIM difference, and on how many files the tokenizer is better.
+
+    python benchmarks/image_quality.py --tokenizer tokenizers_trained/mmtok-image-f8 \
+        --data ../shared/corpus/images --limit 40 --out runs/bench-image-quality
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
-import time
-from pathlib import Path
+from typing import Any
 
-import torch
-from tqdm.auto import tqdm
+from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, ratio, table, write_comparison
 
-import mmtok
-from mmtok.errors import MmtokError
-from mmtok.eval.image_report import (
-    evaluate_image_tokenizer,
-    save_codebook_usage_plot,
-    save_reconstruction_grid,
-)
-from mmtok.eval.kmeans_baseline import PatchKMeans
-from mmtok.eval.selection import heldout_in, spread
-from mmtok.files import atomic_write
-from mmtok.media.image import IMAGE_SUFFIXES, read_image
-from mmtok.train.image_data import training_files
-from mmtok.train.recipe import load_recipe
-
-BASELINE = "patch k-means"
+BASELINES = ("jpeg", "webp", "kmeans")
+KMEANS = "patch k-means"
+DROPPED = {
+    "--kmeans-patches": "mmtok eval fits k-means with its own bounds (mmtok.eval.image_eval: KMEANS_MAX_PATCHES, KMEANS_ITERS)",
+    "--kmeans-iters": "mmtok eval fits k-means with its own bounds (mmtok.eval.image_eval: KMEANS_ITERS)",
+    "--kmeans-init": "mmtok eval seeds k-means with k-means++",
+    "--grid-images": "use --examples (the files shown in the report's pictures)",
+}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (config.json, model.safetensors)")
-    p.add_argument("--data", required=True, type=Path, help="image folder the recipe was trained on")
-    p.add_argument("--recipe", required=True, type=Path, help="recipe.yaml; its `exclude` globs are the held-out set")
-    p.add_argument("--out", required=True, type=Path, help="folder for results.json and the pictures")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only N held-out images (evenly spread)")
-    p.add_argument("--kmeans-patches", type=int, default=200_000, help="training patches sampled for k-means")
-    p.add_argument("--kmeans-iters", type=int, default=20, help="Lloyd iterations")
-    p.add_argument("--kmeans-init", choices=["k-means++", "random"], default="k-means++")
-    p.add_argument("--grid-images", type=int, default=4, help="rows of recon_grid.png")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    return p.parse_args(argv)
+def parse_args(argv: list[str] | None = None):
+    p = eval_parser(__doc__.split("\n\n")[0], "image", None, None)
+    p.add_argument("--baseline", choices=BASELINES, action="append", default=None,
+                   help="baseline to compare with (repeatable; default: all three)")
+    drop_options(p, DROPPED)
+    args = p.parse_args(argv)
+    check_dropped(p, args, DROPPED)
+    if not args.data and not args.from_report:
+        p.error("--data is required (or --from-report DIR)")
+    return args
 
 
-def split(data: Path, recipe: Path) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files), by the same exclude rule the training loop used."""
-    heldout = heldout_in(data, recipe, "image", IMAGE_SUFFIXES)
-    train = training_files(data, load_recipe(recipe, "image").train.exclude)
-    return train, heldout
+def methods(res: dict[str, Any]) -> tuple[list[dict], list[str]]:
+    """(the columns of the comparison, notes): each tokenizer; each codec matched to a
+    tokenizer's bits (`matches`: the tokenizers whose budget it met); patch k-means, which
+    matches the tokenizers with its codebook size and patch."""
+    out, notes = [], []
+    for name, tok in res["tokenizers"].items():
+        out.append({"name": name, "family": "tokenizer", "summary": tok["summary"], "per_image": tok["per_image"], "matches": []})
+    for family in ("jpeg", "webp"):
+        codec = res["baselines"].get(family)
+        for label, matched in (codec or {}).get("matched", {}).items():
+            out.append({"name": f"{codec['codec']} @ {label}", "family": family, "summary": matched["summary"],
+                        "per_image": matched["per_image"], "matches": label.split("/")})
+    fit = res["baselines"].get("kmeans")
+    if fit and "skipped" in fit:
+        notes.append(f"{KMEANS} skipped by mmtok eval: {fit['skipped']}")
+    elif fit:
+        same = [name for name, tok in res["tokenizers"].items()
+                if tok["codebook_sizes"][0] == fit["codebook_size"] and tok["downsample"] == fit["patch"]]
+        out.append({"name": KMEANS, "family": "kmeans", "summary": fit["summary"], "per_image": fit["per_image"], "matches": same})
+        where = ("the evaluated images themselves, which favours it" if fit["fitted_on_evaluated_files"] else
+                 f"{fit['train_files']} training images (of {fit['train_files_available']}; "
+                 f"{fit['train_files_evaluated']} of them evaluated)")
+        notes.append(f"{KMEANS}: {fit['codebook_size']} codes on {fit['patch']}x{fit['patch']} patches, fitted by mmtok eval on "
+                     f"{fit['patches']} patches of {where}, {fit['init']}, {fit['iters']} Lloyd steps")
+    return out, notes
 
 
-def grid_choice(files: list[Path], n: int) -> list[Path]:
-    """Up to `n` images for the picture, one per source, whole images first."""
-    def source(f: Path) -> str:
-        return f.stem.rsplit("_", 1)[0]
+def method_table(columns: list[dict]) -> str:
+    rows = []
+    for m in columns:
+        s = m["summary"]
+        over = f"{s['over_target']}/{s['images']}" if "over_target" in s else ""
+        rows.append([m["name"], s["images"], num(s["bpp_mean"], ".4f"), num(s["psnr_median"], ".2f"), num(s["psnr_mean"], ".2f"),
+                     num(s["ssim_median"], ".4f"), num(s["ssim_mean"], ".4f"), num(s.get("ms_ssim_median"), ".4f"),
+                     num(s.get("usage"), ".1%"), num(s.get("perplexity"), ".0f"), over])
+    return table(["method", "images", "bpp mean", "PSNR median (dB)", "PSNR mean (dB)", "SSIM median", "SSIM mean",
+                  "MS-SSIM median", "usage", "perplexity", "over target"], rows)
 
-    chosen: list[Path] = []
-    for f in sorted(files, key=lambda f: not f.stem.endswith("_full")):
-        if len(chosen) < n and source(f) not in {source(c) for c in chosen}:
-            chosen.append(f)
-    return chosen
 
-
-def table(reports: dict[str, dict]) -> str:
-    lines = [
-        "| method | PSNR median (dB) | PSNR mean (dB) | SSIM median | SSIM mean | usage | perplexity | bpp |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, s in reports.items():
-        lines.append(
-            f"| {name} | {s['psnr_median']:.2f} | {s['psnr_mean']:.2f} | {s['ssim_median']:.4f} | {s['ssim_mean']:.4f} "
-            f"| {s['usage']:.1%} | {s['perplexity']:.0f} | {s['bpp']:.4f} |"
-        )
-    return "\n".join(lines)
+def comparison_table(columns: list[dict]) -> str:
+    """Each tokenizer vs each baseline at its rate, paired file by file."""
+    rows = []
+    for tok in (m for m in columns if m["family"] == "tokenizer"):
+        mine = {r["name"]: r for r in tok["per_image"]}
+        for base in (m for m in columns if tok["name"] in m["matches"]):
+            theirs = {r["name"]: r for r in base["per_image"]}
+            both = [n for n in mine if n in theirs]
+            d_psnr = paired((mine[n]["psnr"], theirs[n]["psnr"]) for n in both)
+            d_ssim = paired((mine[n]["ssim"], theirs[n]["ssim"]) for n in both)
+            rows.append([tok["name"], base["name"], num(ratio(tok["summary"]["bpp_mean"], base["summary"]["bpp_mean"]), ".3f"),
+                         d_psnr.cell("+.2f"), num(d_psnr.mean, "+.2f"), d_ssim.cell("+.4f"), num(d_ssim.mean, "+.4f")])
+    return table(["tokenizer", "baseline", "bpp ratio (tokenizer / baseline)", "PSNR diff median dB (tokenizer better on)",
+                  "PSNR diff mean dB", "SSIM diff median (better on)", "SSIM diff mean"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_flush_denormal(True)  # denormals make CPU convolutions erratically slow
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    timings: dict[str, float] = {}
-
-    start = time.perf_counter()
-    tok = mmtok.load(args.tokenizer)
-    if tok.modality != "image":
-        raise MmtokError(f"{args.tokenizer}: a {tok.modality} tokenizer; this benchmark needs an image tokenizer")
-    train, heldout = split(args.data, args.recipe)
-    evaluated = spread(heldout, args.limit)
-    timings["load"] = time.perf_counter() - start
-    k, f = tok.codebook_sizes[0], tok.downsample
-    name = args.tokenizer.resolve().name
-    print(f"{name}: K={k}, f={f}; {len(train)} training images, {len(heldout)} held out, evaluating {len(evaluated)}")
-
-    keep = [p.name for p in grid_choice(evaluated, args.grid_images)]
-    start = time.perf_counter()
-    tok_report = evaluate_image_tokenizer(tok, evaluated, keep=keep, desc=name)
-    timings["evaluate_tokenizer"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    train_images = [read_image(p) for p in tqdm(train, desc="read training images", unit="img")]
-    timings["read_training_images"] = time.perf_counter() - start
-    start = time.perf_counter()
-    km = PatchKMeans(k, f).fit(train_images, max_patches=args.kmeans_patches, iters=args.kmeans_iters,
-                               seed=args.seed, init=args.kmeans_init)
-    del train_images
-    timings["fit_kmeans"] = time.perf_counter() - start
-    print(f"k-means: {args.kmeans_iters} iterations, mean squared patch error "
-          f"{km.inertia[0]:.4f} -> {km.inertia[-1]:.4f}" if km.inertia else "k-means: no iterations")
-    start = time.perf_counter()
-    km_report = evaluate_image_tokenizer(km, evaluated, keep=keep, desc=BASELINE)
-    timings["evaluate_kmeans"] = time.perf_counter() - start
-
-    summaries = {name: tok_report.summary, BASELINE: km_report.summary}
-    diffs = [a["psnr"] - b["psnr"] for a, b in zip(tok_report.per_image, km_report.per_image, strict=True)]
-    comparison = {
-        "psnr_diff_median": statistics.median(diffs), "psnr_diff_mean": statistics.fmean(diffs),
-        "tokenizer_better_on": sum(d > 0 for d in diffs), "images": len(diffs),
-    }
+    extra = [x for b in args.baseline or () for x in ("--baseline", b)]
+    res, folder = evaluate(args, "image", args.data or [], extra)
+    columns, notes = methods(res)
+    tokenizers = ", ".join(f"{name} (K={t['codebook_sizes'][0]}, f={t['downsample']})" for name, t in res["tokenizers"].items())
+    head = f"{tokenizers} on {len(res['files'])} images, at their native size"
+    text = (f"{head}\n\n{method_table(columns)}\n\n"
+            "Tokenizer vs. each baseline at its rate, file by file (tokenizer minus baseline; JPEG / WebP spend at most "
+            "the tokenizer's bits on each file unless `over target`):\n\n"
+            f"{comparison_table(columns)}\n" + "".join(f"\n- {line}" for line in notes))
     print()
-    print(table(summaries))
-    print(f"\nPSNR {name} - {BASELINE}: median {comparison['psnr_diff_median']:+.2f} dB, "
-          f"mean {comparison['psnr_diff_mean']:+.2f} dB; {name} better on "
-          f"{comparison['tokenizer_better_on']}/{comparison['images']} images")
-
-    start = time.perf_counter()
-    out = args.out
-    originals = [read_image(p) for p in evaluated if p.name in keep]
-    names = [p.name for p in evaluated if p.name in keep]
-    save_reconstruction_grid(originals, {name: [tok_report.kept[n] for n in names],
-                                         BASELINE: [km_report.kept[n] for n in names]},
-                             out / "recon_grid.png", row_titles=names)
-    save_codebook_usage_plot({name: tok_report.counts, BASELINE: km_report.counts}, out / "codebook_usage.png")
-    results = {
-        "tokenizer": {"path": str(args.tokenizer), "kind": tok.kind, "fingerprint": tok.fingerprint,
-                      "codebook_size": k, "downsample": f},
-        "data": str(args.data), "recipe": str(args.recipe),
-        "training_images": len(train), "heldout_images": len(heldout), "evaluated": [p.name for p in evaluated],
-        "kmeans": {"patches": args.kmeans_patches, "iters": args.kmeans_iters, "init": args.kmeans_init,
-                   "seed": args.seed, "inertia": km.inertia},
-        "methods": {name: tok_report.to_dict(), BASELINE: km_report.to_dict()},
-        "comparison": comparison, "timings_seconds": timings, "threads": torch.get_num_threads(),
-    }
-    atomic_write(out / "results.json", lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
-    timings["write_outputs"] = time.perf_counter() - start
-    print("\ntimings: " + ", ".join(f"{key} {value:.1f}s" for key, value in timings.items()))
-    print(f"wrote {out / 'results.json'}, {out / 'recon_grid.png'}, {out / 'codebook_usage.png'}")
+    print(text)
+    if not args.from_report:
+        path = write_comparison(folder, f"Image quality: {', '.join(res['tokenizers'])}", text)
+        print(f"\nwrote {path}; the full report: {folder / 'report.html'}")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except MmtokError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())
