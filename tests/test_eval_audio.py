@@ -16,7 +16,8 @@ import mmtok
 from mmtok.audio.files import decode_audio, encode_audio
 from mmtok.audio.modality import AUDIO
 from mmtok.errors import MmtokError
-from mmtok.eval.audio_eval import evaluate_audio, plan_bitrates
+from mmtok.eval.audio_eval import evaluate_audio
+from mmtok.eval.audio_measure import plan_bitrates
 from mmtok.eval.audio_metrics import clip_scores, pesq_wb
 from mmtok.eval.baselines.opus import MIN_KBPS, cbr_bitrate, opus_alignment, opus_roundtrip
 from mmtok.eval.dnsmos import EVAL_HOP_SECONDS, dnsmos, dnsmos_available

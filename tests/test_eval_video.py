@@ -19,7 +19,8 @@ from mmtok.eval.baselines.h264 import TOLERANCE, encode_h264, x264_cpu, yuv_fram
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report, format_cell
 from mmtok.eval.video_clips import read_clip
-from mmtok.eval.video_eval import evaluate_videos, h264_bpp_at, h264_label, roundtrip
+from mmtok.eval.video_eval import evaluate_videos
+from mmtok.eval.video_measure import h264_bpp_at, h264_label, roundtrip
 from mmtok.eval.video_metrics import frame_psnr, frame_ssim, temporal_flicker
 from mmtok.media.image import from_model, to_model
 from mmtok.quantize import QuantizerConfig

@@ -1,252 +1,246 @@
-"""Reconstruction report of an image tokenizer over a set of image files, and its pictures.
-
-    report = evaluate_image_tokenizer(tok, files)        # any object with encode/decode,
-    print(report.summary["psnr_mean"])                   # codebook_sizes and downsample
-    save_reconstruction_grid(originals, {"mmtok": recons}, "grid.png")
-    save_codebook_usage_plot(report.counts, "usage.png")
-    save_rate_distortion_plot({"JPEG": {"bpp": [...], "psnr": [...]}, ...}, "rd.png", [("psnr", "PSNR (dB)")])
-
-Quality is measured on what a user gets back: the decoded image rounded to uint8, at the
-input's native size (padding cropped), with `mmtok.metrics` (PSNR / SSIM / MS-SSIM on
-[0,1]; `image_scores`), the same way for tokenizers and classic codecs.
-"""
+"""The image evaluation report: what `mmtok.eval.image_measure.measure` found, as sections
+(summary, rate-distortion, reconstructions, codebook usage, codec sweeps, determinism, per
+file), tables, figures (`image_figures`) and `report.results["image"]`."""
 
 from __future__ import annotations
 
 import math
-import statistics
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mmtok.metrics import bits_per_pixel, codebook_usage, ms_ssim, psnr, ssim
-from mmtok.files import atomic_write
-from mmtok.image.base import ImageTokenizer
-from mmtok.image.files import decode_image, encode_image
-from mmtok.media.image import from_model, read_image, to_model
+from mmtok.eval.baselines.pillow_codecs import CODECS, CodecResult
+from mmtok.eval.image_figures import save_codebook_usage_plot, save_rate_distortion_plot, save_reconstruction_grid
+from mmtok.eval.image_measure import KMEANS, ImageReport, Measurements
+from mmtok.eval.report import Report
+from mmtok.media.image import read_image
+from mmtok.metrics import MS_SSIM_MIN_SIDE, codebook_usage
+
+GRID = "reconstructions.jpg"
+
+
+def write_image_report(report: Report, tokenizers: Mapping[str, Any], m: Measurements) -> None:
+    """The report's sections (summary, rate-distortion, reconstructions, codebook usage, codec
+    sweeps, determinism, per file) and every number in `report.results["image"]`."""
+    files, toks, examples, codecs, kmeans, kmeans_fit, determinism = (
+        m.files, m.toks, m.examples, m.codecs, m.kmeans, m.kmeans_fit, m.determinism)
+    methods = _methods(toks, codecs, kmeans)
+    _summary_section(report, tokenizers, files, codecs, kmeans_fit)
+    _rd_section(report, methods, codecs)
+    if examples:
+        _grid_section(report, files, examples, methods)
+    _usage_section(report, toks, kmeans)
+    if codecs:
+        _sweep_section(report, codecs)
+    _determinism_section(report, determinism)
+    _per_file_section(report, files, methods)
+    report.results["image"] = {
+        "files": [str(f) for f in files],
+        "tokenizers": {name: {"tokens_per_image_mean": toks[name].summary["tokens_mean"], "bpp_mean": toks[name].summary["bpp_mean"],
+                              "kind": tok.kind, "fingerprint": tok.fingerprint, "codebook_sizes": tok.codebook_sizes,
+                              "downsample": tok.downsample, **toks[name].to_dict(), "determinism": determinism["per_tokenizer"][name]}
+                       for name, tok in tokenizers.items()},
+        "baselines": {**{name: result.to_dict() for name, result in codecs.items()},
+                      **({"kmeans": {**kmeans_fit, **(kmeans.to_dict() if kmeans else {})}} if kmeans_fit else {})},
+        "determinism": {k: v for k, v in determinism.items() if k != "per_tokenizer"},
+    }
 
 
 @dataclass
-class ImageReport:
-    """Result of `evaluate_image_tokenizer`.
+class Method:
+    """One column of the comparison: a tokenizer, a codec at a budget, or k-means."""
 
-    `per_image`: one dict per file (name, tokens: codes an LLM reads for this file, bpp:
-    effective bits per pixel of this file, height, width, grid, psnr, ssim, ms_ssim: None
-    where the image is too small for it);
-    `summary`: `quality_summary` of the rows, codebook usage and perplexity over the whole
-    set, nominal and effective (padding included) bits per pixel, timings;
-    `counts`: code histogram `[K]` int64; `kept`: file name -> reconstruction `[3,H,W]` uint8
-    for the files named in `keep`.
-    """
-
-    per_image: list[dict[str, Any]]
+    name: str
+    family: str                       # "tokenizer", "jpeg", "webp", "kmeans"
     summary: dict[str, Any]
-    counts: torch.Tensor
-    kept: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able view (no tensors)."""
-        return {"summary": self.summary, "per_image": self.per_image}
+    per_image: list[dict[str, Any]]
+    kept: dict[str, torch.Tensor]
 
 
-def image_scores(original: torch.Tensor, recon: torch.Tensor) -> dict[str, float | None]:
-    """PSNR (dB), SSIM and MS-SSIM of a `[3,H,W]` uint8 reconstruction against its original;
-    `ms_ssim` is None for images too small for its five scales (`metrics.MS_SSIM_MIN_SIDE`)."""
-    x, y = to_model(original)[None], to_model(recon)[None]
-    multi = float(ms_ssim(x, y)[0])
-    return {"psnr": float(psnr(x, y)[0]), "ssim": float(ssim(x, y)[0]), "ms_ssim": None if math.isnan(multi) else multi}
+def _methods(toks: Mapping[str, ImageReport], codecs: Mapping[str, CodecResult], kmeans: ImageReport | None) -> list[Method]:
+    methods = [Method(name, "tokenizer", rep.summary, rep.per_image, rep.kept) for name, rep in toks.items()]
+    for family, result in codecs.items():
+        for label, matched in result.matched.items():
+            methods.append(Method(f"{result.codec.label} @ {label}", family, matched["summary"], matched["per_image"],
+                                  result.kept[label]))
+    if kmeans is not None:
+        methods.append(Method(KMEANS, "kmeans", kmeans.summary, kmeans.per_image, kmeans.kept))
+    return methods
 
 
-def quality_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Mean and median of `tokens` (per image; None for a classic codec, whose rows have
-    none), `bpp`, `psnr`, `ssim` and `ms_ssim` over per-image rows, in that order (MS-SSIM
-    over the images that have one; `ms_ssim_images` says how many; None if none)."""
-    out: dict[str, Any] = {}
-    for key in ("tokens", "bpp", "psnr", "ssim", "ms_ssim"):
-        values = [r[key] for r in rows if r.get(key) is not None]
-        out[f"{key}_mean"] = statistics.fmean(values) if values else None
-        out[f"{key}_median"] = statistics.median(values) if values else None
-    out["images"] = len(rows)
-    out["ms_ssim_images"] = sum(r.get("ms_ssim") is not None for r in rows)
-    return out
+def _nan(value: float | None) -> float:
+    """None (not measured) shows as n/a in tables."""
+    return math.nan if value is None else value
 
 
-def roundtrip(tok: Any, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`[3,H,W]` uint8 -> `(codes [h,w] int64, reconstruction [3,H,W] uint8)`.
-
-    mmtok tokenizers go through `encode_image` / `decode_image` (tiled above 1 MP), so images
-    are measured the way users encode them and memory stays bounded.
-    """
-    if isinstance(tok, ImageTokenizer):
-        tokens = encode_image(tok, image)
-        return tokens.codes, decode_image(tok, tokens)
-    height, width = image.shape[-2:]
-    codes = tok.encode(to_model(image)[None])[0].cpu()
-    return codes, from_model(tok.decode(codes[None], size=(height, width))[0].cpu())
+def _code_density(tok: Any) -> str:
+    """Where a tokenizer's codes come from: one per f x f pixels, or (a pretrained VQ behind its
+    image processor) a fixed grid of the image resized to the model's resolution."""
+    if tok.fixed_resolution:
+        h, w = tok.grid_shape(1, 1)
+        return f"{h}x{w} per image at any size (resized to the model's {tok.resolution}x{tok.resolution} first)"
+    return f"one per {tok.downsample}x{tok.downsample} pixels"
 
 
-def evaluate_image_tokenizer(
-    tok: Any, files: Sequence[str | Path], keep: Sequence[str] = (), progress: bool = True, desc: str = "evaluate",
-) -> ImageReport:
-    """Encode and decode every file at its native size; see `ImageReport` for the result.
-
-    `tok` needs `encode([B,3,H,W] in [-1,1]) -> [B,h,w]`, `decode(codes, size)`,
-    `codebook_sizes` and `downsample` (an mmtok image tokenizer or a `PatchKMeans`).
-    `keep`: file names whose reconstructions are returned (for pictures).
-    """
-    from tqdm.auto import tqdm
-
-    if not files:
-        raise ValueError("no image files to evaluate")
-    k, f = tok.codebook_sizes[0], tok.downsample
-    counts = torch.zeros(k, dtype=torch.long)
-    rows: list[dict[str, Any]] = []
-    kept: dict[str, torch.Tensor] = {}
-    seconds = 0.0
-    pixels = codes_total = 0
-    bits_per_code = math.log2(k)
-    for path in tqdm(list(map(Path, files)), desc=desc, unit="img", disable=not progress):
-        image = read_image(path)
-        start = time.perf_counter()
-        codes, recon = roundtrip(tok, image)
-        seconds += time.perf_counter() - start
-        counts += torch.bincount(codes.reshape(-1), minlength=k)
-        height, width = image.shape[-2:]
-        rows.append({
-            "name": path.name, "tokens": codes.numel(), "bpp": codes.numel() * bits_per_code / (height * width),
-            "height": height, "width": width, "grid": list(codes.shape), **image_scores(image, recon),
-        })
-        pixels += height * width
-        codes_total += codes.numel()
-        if path.name in keep:
-            kept[path.name] = recon
-    summary = {
-        **quality_summary(rows),
-        **codebook_usage(counts),
-        "codebook_size": k, "downsample": f,
-        "bpp": bits_per_pixel(k, f),
-        # Edge tokens of sizes that are not multiples of f also pay for padding pixels.
-        "bpp_effective": bits_per_pixel(k, 1) * codes_total / pixels,
-        "roundtrip_seconds": seconds, "images_per_second": len(rows) / seconds if seconds else float("nan"),
-    }
-    return ImageReport(rows, summary, counts, kept)
+def _summary_section(report: Report, tokenizers: Mapping[str, Any], files: list[Path], codecs: Mapping[str, CodecResult],
+                     kmeans_fit: dict) -> None:
+    section = report.section("What was measured")
+    toks = "; ".join(f"**{name}**: {tok.codebook_sizes[0]:,} codes, {_code_density(tok)}, "
+                     f"{math.log2(tok.codebook_sizes[0]):.2f} bits per code" for name, tok in tokenizers.items())
+    section.text(f"{len(files)} image files, each at its native size. {toks}.")
+    section.text("Quality is measured on what a user gets back, the decoded image rounded to 8 bits: PSNR (dB) and SSIM on "
+                 f"[0,1]; MS-SSIM with 5 scales (pytorch-msssim), n/a for images whose short side is under {MS_SSIM_MIN_SIDE} px.")
+    section.text("**How bits are counted.** A tokenizer spends log2(codebook size) bits per code, fixed-rate, with no entropy "
+                 "coding and no header: bpp = codes x log2 K / pixels (edge codes that cover padding included). "
+                 "JPEG (libjpeg through Pillow, optimised Huffman tables, 4:2:0 chroma) and WebP (libwebp, method 6) are "
+                 "counted as whole files, `bytes x 8 / pixels`, headers included; the `payload bpp` column leaves out JPEG's "
+                 "marker segments (quantisation and Huffman tables, frame and scan headers) and WebP's RIFF container. "
+                 "At a matched rate each file gets the highest quality whose whole file fits the tokenizer's bpp on that file "
+                 "(bisection over Pillow's quality); where even the lowest quality is larger, that one is used and counted "
+                 "under `over target`." if codecs else "**How bits are counted.** A tokenizer spends log2(codebook size) bits "
+                 "per code, fixed-rate, no entropy coding, no header: bpp = codes x log2 K / pixels.")
+    if kmeans_fit:
+        k, f = kmeans_fit["codebook_size"], kmeans_fit["patch"]
+        if "skipped" in kmeans_fit:
+            section.text(f"**{KMEANS}** was skipped: {kmeans_fit['skipped']}.")
+        else:
+            if kmeans_fit["fitted_on_evaluated_files"]:
+                where = ("the evaluated files themselves, which favours the baseline (pass `--baseline-train`, or "
+                         "`--heldout`, to fit it on other images)")
+            else:
+                shared = kmeans_fit["train_files_evaluated"]
+                where = (f"{kmeans_fit['train_files']} training files (spread over {kmeans_fit['train_files_available']}; "
+                         + ("none of them evaluated)" if not shared else f"{shared} of them evaluated, which favours the baseline)"))
+            section.text(f"**{KMEANS}** codes each {f}x{f} block of pixels as the nearest of {k:,} centroids, the same "
+                         f"grid and bits as {next(iter(tokenizers))}. Fitted on {kmeans_fit['patches']:,} patches sampled from "
+                         f"{where}: k-means++ seeding, {kmeans_fit['iters']} Lloyd steps, {kmeans_fit['fit_seconds']:.0f} s.")
 
 
-def save_reconstruction_grid(
-    originals: Sequence[torch.Tensor], recons_by_name: Mapping[str, Sequence[torch.Tensor]], path: str | Path,
-    row_titles: Sequence[str] | None = None, panel_inches: float = 3.0,
-    notes: Mapping[str, Sequence[str]] | None = None,
-) -> Path:
-    """Grid picture: one row per image, columns original then each method (titles with PSNR).
+def _rd_section(report: Report, methods: list[Method], codecs: Mapping[str, CodecResult]) -> None:
+    section = report.section("Rate and distortion")
+    section.text("How to read this: up and to the left is better. Lines are the classic codecs over their quality settings "
+                 "(means over the files); stars are the tokenizers, squares the codecs matched to a tokenizer's bits on "
+                 "every file. A square can sit above its codec's line: a quality chosen per file spends the same bits "
+                 "where they buy the most, and a mean of PSNR rewards the easy files.")
+    colors = {"jpeg": "tab:blue", "webp": "tab:orange", "kmeans": "tab:gray"}
+    token_colors = ["tab:red", "tab:purple", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+    series: dict[str, dict[str, list]] = {}
+    styles: dict[str, dict[str, Any]] = {}
+    for family, result in codecs.items():
+        name = f"{result.codec.label} (quality sweep)"
+        series[name] = {key: [s[f"{key}_mean"] for s in result.sweep] for key in ("bpp", "psnr", "ssim", "ms_ssim")}
+        styles[name] = {"color": colors[family], "alpha": 0.8}
+    for i, m in enumerate(methods):
+        series[m.name] = {key: [m.summary[f"{key}_mean"]] for key in ("bpp", "psnr", "ssim", "ms_ssim")}
+        if m.family == "tokenizer":
+            styles[m.name] = {"color": token_colors[i % len(token_colors)], "marker": "*", "markersize": 15, "zorder": 5}
+        else:
+            styles[m.name] = {"color": colors[m.family], "marker": "s" if m.family != "kmeans" else "D",
+                              "markerfacecolor": "white", "markeredgewidth": 2}
+    metrics = [("psnr", "PSNR (dB)"), ("ssim", "SSIM")]
+    multi, n = methods[0].summary["ms_ssim_images"], methods[0].summary["images"]
+    if multi:
+        metrics.append(("ms_ssim", "MS-SSIM" if multi == n else f"MS-SSIM (the {multi} of {n} files large enough)"))
+    path = save_rate_distortion_plot(series, report.figure_path("rate_distortion.png"), metrics,
+                                     rate_label="bits per pixel (log scale)", styles=styles)
+    section.figure(path, "Mean quality against mean bits per pixel over all files.")
+    first = methods[0]
+    first_psnr = {r["name"]: r["psnr"] for r in first.per_image}
+    rows = []
+    for m in methods:
+        s = m.summary
+        codec = m.family in CODECS
+        wins = sum(first_psnr[r["name"]] > r["psnr"] for r in m.per_image)
+        rows.append([m.name, _nan(s["tokens_mean"]), s["bpp_mean"], s["payload_bpp_mean"] if codec else s["bpp_mean"], s["psnr_mean"],
+                     s["psnr_median"], s["ssim_mean"], _nan(s["ms_ssim_mean"]),
+                     f"{s['quality_min']}–{s['quality_max']}" if codec else "",
+                     f"{s['over_target']} of {s['images']}" if codec else "", "" if m is first else f"{wins} of {s['images']}"])
+    caption = (f"Means over the {n} files (PSNR also as median); tokens per image: the codes an LLM reads (n/a for classic "
+               f"codecs, which make none); MS-SSIM over the {multi} "
+               f"file{'s' * (multi != 1)} large enough for it. `over target`: files where even the codec's lowest quality "
+               "spends more bits than the tokenizer (its bpp is then higher than the tokenizer's). "
+               f"`{first.name} better on`: files where {first.name}'s PSNR is higher than this method's.")
+    section.table(["method", "tokens per image", "bpp", "payload bpp", "PSNR", "PSNR median", "SSIM", "MS-SSIM", "quality", "over target",
+                   f"{first.name} better on"], rows, caption)
 
-    `originals`: `[3,H,W]` uint8 images; `recons_by_name`: method name -> one uint8
-    reconstruction per original, same sizes; `notes`: method name -> one short text per
-    original for its panel titles (e.g. the bits it spent). The format follows the suffix: a
-    `.jpg` is written at quality 92 without chroma subsampling, because grids of photos run
-    to megabytes as PNG. Written atomically.
-    """
-    from matplotlib.figure import Figure  # no pyplot: no global backend, no GUI, Agg on save
 
-    path = Path(path)
-    n, cols = len(originals), 1 + len(recons_by_name)
-    # Row heights follow each image's aspect ratio so landscape photos leave no blank bands;
-    # the extra half inch per row holds the two-line titles.
-    ratios = [im.shape[-2] / im.shape[-1] for im in originals]
-    fig = Figure(figsize=(panel_inches * cols, sum(panel_inches * r + 0.5 for r in ratios)), dpi=100,
-                 layout="constrained")
-    axes = fig.subplots(n, cols, squeeze=False, gridspec_kw={"height_ratios": ratios})
-    for i, original in enumerate(originals):
-        label = "" if row_titles is None else "\n" + _shorten(row_titles[i], 36)
-        panels = [("original" + label, original)]
-        x = to_model(original)[None]
-        for name, recons in recons_by_name.items():
-            note = f" · {notes[name][i]}" if notes and name in notes else ""
-            panels.append((f"{_shorten(name, 36)}\n{float(psnr(x, to_model(recons[i])[None])[0]):.2f} dB{note}", recons[i]))
-        for ax, (title, image) in zip(axes[i], panels, strict=True):
-            ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_title(title, fontsize=9)
-            ax.set_axis_off()
-    jpeg = path.suffix.lower() in (".jpg", ".jpeg")
-    atomic_write(path, lambda tmp: fig.savefig(tmp, pil_kwargs={"quality": 92, "subsampling": 0} if jpeg else None))
-    return path
+def _grid_section(report: Report, files: list[Path], examples: list[str], methods: list[Method]) -> None:
+    section = report.section("Reconstructions")
+    path_of = {f.name: f for f in files}
+    names = examples
+    originals = [read_image(path_of[n]) for n in names]
+    recons = {m.name: [m.kept[n] for n in names] for m in methods}
+    notes = {}
+    for m in methods:
+        by_name = {r["name"]: r for r in m.per_image}
+        notes[m.name] = [(f"q{by_name[n]['quality']} · " if "quality" in by_name[n] else "") + f"{by_name[n]['bpp']:.3f} bpp"
+                         + (" (over target)" if by_name[n].get("over_target") else "") for n in names]
+    widest = max(im.shape[-1] for im in originals)
+    # About one image pixel per figure pixel at 100 dpi, within a readable range (wider
+    # images are shown smaller: the page is ~1100 px wide and the file must stay small).
+    panel = min(2.6, max(2.0, widest / 100))
+    path = save_reconstruction_grid(originals, recons, report.figure_path(GRID), row_titles=names, panel_inches=panel,
+                                    notes=notes)
+    rows = ("all files, from the one it codes worst" if len(names) == len(files) else
+            "the file it codes worst, then files spread up to its 75th PSNR percentile")
+    section.text(f"How to read this: each row is one file, the original first; titles give PSNR, the codec quality and the "
+                 f"bits per pixel spent on that file. Rows, by {methods[0].name}'s PSNR: {rows}. Click for full size.")
+    section.figure(path, f"{len(names)} of the files, every method (stored as a high-quality JPEG to keep the report small; "
+                   "the numbers are measured on the exact reconstructions).")
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit // 2 - 1] + "…" + text[-(limit // 2) :]
-
-
-def save_codebook_usage_plot(counts: torch.Tensor | Mapping[str, torch.Tensor], path: str | Path) -> Path:
-    """PNG of code frequencies sorted by rank, log scale (one curve per method).
-
-    `counts`: a code histogram `[K]` or a mapping name -> histogram. Unused codes cannot sit
-    on a log axis: each curve ends at its last used code, and the legend gives usage and
-    perplexity. Written atomically.
-    """
-    from matplotlib.figure import Figure
-
-    path = Path(path)
-    curves = {"codes": counts} if isinstance(counts, torch.Tensor) else dict(counts)
-    fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
-    ax = fig.subplots()
-    for name, hist in curves.items():
-        freq = hist.double().sort(descending=True).values
-        freq = freq[freq > 0] / freq.sum().clamp_min(1)
+def _usage_section(report: Report, toks: Mapping[str, ImageReport], kmeans: ImageReport | None) -> None:
+    section = report.section("Codebook usage")
+    section.text("How to read this: an image tokenizer has one code stream. `used` is the share of codes that occur at least "
+                 "once; perplexity is exp(entropy) of the code frequencies, the number of equally likely codes that would be "
+                 "as unpredictable; `entropy` is log2 of it, the bits per code an ideal entropy coder would spend instead of "
+                 "log2 K.")
+    counts = {name: rep.counts for name, rep in toks.items()}
+    if kmeans is not None:
+        counts[KMEANS] = kmeans.counts
+    rows = []
+    for name, hist in counts.items():
         stats = codebook_usage(hist)
-        ax.plot(torch.arange(1, len(freq) + 1).numpy(), freq.numpy(),
-                label=f"{name}: {stats['usage']:.1%} of {len(hist)} used, perplexity {stats['perplexity']:.0f}")
-    ax.set_xlim(0, max(len(h) for h in curves.values()))
-    ax.set_yscale("log")
-    ax.set_xlabel("code rank (most frequent first)")
-    ax.set_ylabel("frequency")
-    ax.set_title("Codebook usage")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    atomic_write(path, lambda tmp: fig.savefig(tmp))
-    return path
+        k = len(hist)
+        rows.append([name, k, int((hist > 0).sum()), f"{stats['usage']:.1%}", stats["perplexity"], math.log2(stats["perplexity"]),
+                     math.log2(k), int(hist.sum())])
+    section.table(["method", "codebook size", "codes used", "used", "perplexity", "entropy (bits/code)", "log2 K",
+                   "codes counted"], rows, "Over all codes of all evaluated files.")
+    path = save_codebook_usage_plot(counts, report.figure_path("codebook_usage.png"))
+    section.figure(path, "Code frequencies, most frequent first (log scale); a flat curve means codes are used evenly.")
 
 
-def save_rate_distortion_plot(
-    series: Mapping[str, Mapping[str, Sequence[float | None]]], path: str | Path, metrics: Sequence[tuple[str, str]],
-    rate: str = "bpp", rate_label: str = "bits per pixel", styles: Mapping[str, Mapping[str, Any]] | None = None,
-    log_rate: bool = True,
-) -> Path:
-    """PNG with one panel per metric: the metric against the rate, for every series.
+def _sweep_section(report: Report, codecs: Mapping[str, CodecResult]) -> None:
+    section = report.section("Classic codecs over their quality settings")
+    rows = [[result.codec.label, s["quality"], "n/a", s["bpp_mean"], s["payload_bpp_mean"], s["psnr_mean"], s["ssim_mean"],
+             _nan(s["ms_ssim_mean"])] for result in codecs.values() for s in result.sweep]
+    section.table(["codec", "quality", "tokens per image", "bpp", "payload bpp", "PSNR", "SSIM", "MS-SSIM"], rows,
+                  "Means over the files: the lines of the rate-distortion plot (a classic codec makes no tokens).")
 
-    `series`: name -> {rate: [...], metric key: [...]} (equal lengths; None values skipped).
-    A series of several points is drawn as a line (a codec's quality sweep), a single point
-    as a marker labelled with its name (a tokenizer, a codec at matched rate). `metrics`:
-    (key, axis label) per panel; `styles`: name -> matplotlib keyword arguments (color,
-    marker, ...). Written atomically.
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    path = Path(path)
-    styles = styles or {}
-    fig = Figure(figsize=(5.2 * len(metrics), 4.6), dpi=100, layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, (key, label) in zip(axes, metrics):
-        for name, data in series.items():
-            points = [(r, v) for r, v in zip(data[rate], data.get(key, [])) if r is not None and v is not None]
-            if not points:
-                continue
-            xs, ys = zip(*sorted(points))
-            style = {"marker": "o", "markersize": 4 if len(xs) > 1 else 9, **styles.get(name, {})}
-            ax.plot(xs, ys, linestyle="-" if len(xs) > 1 else "none", label=name, **style)
-        if log_rate:
-            # Plain numbers at 1-2-5 steps: readable where the data span less than a decade.
-            ax.set_xscale("log")
-            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(rate_label)
-        ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
-    atomic_write(path, lambda tmp: fig.savefig(tmp))
-    return path
+def _determinism_section(report: Report, determinism: dict[str, Any]) -> None:
+    section = report.section("Determinism")
+    side, n = determinism["crop"], determinism["items"]
+    section.text(f"How to read this: 1.0 means identical codes. Items: {n} centre crops of {side}x{side} pixels, one from each "
+                 f"of {n} files spread over the list, fed as one batch of 32 (repeated to fill it) twice (`repeat`), then "
+                 "each crop alone (`alone vs batch`); convolution kernels may round differently at other batch sizes.")
+    rows = [[name, s["repeat"], s["alone_vs_batch"], s["positions"]] for name, s in determinism["per_tokenizer"].items()]
+    section.table(["tokenizer", "repeat", "alone vs batch", "code positions compared"], rows)
+
+
+def _per_file_section(report: Report, files: list[Path], methods: list[Method]) -> None:
+    section = report.section("Per file")
+    by_method = [{r["name"]: r for r in m.per_image} for m in methods]
+    tokenizers = [(m, b) for m, b in zip(methods, by_method) if m.family == "tokenizer"]
+    rows = []
+    for f in files:
+        first = by_method[0][f.name]
+        rows.append([f.name, f"{first['width']}x{first['height']}", *(b[f.name]["tokens"] for _, b in tokenizers),
+                     *(b[f.name]["bpp"] for _, b in tokenizers), *(b[f.name]["psnr"] for b in by_method)])
+    section.table(["file", "size", *(f"{m.name} tokens" for m, _ in tokenizers), *(f"{m.name} bpp" for m, _ in tokenizers),
+                   *(f"{m.name} PSNR" for m in methods)], rows,
+                  "Tokens and bits per pixel of every tokenizer on every file (the codecs matched to them spend at most those "
+                  "bits), then the PSNR (dB) of every file and method.")

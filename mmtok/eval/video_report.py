@@ -1,24 +1,65 @@
-"""The sections of a video evaluation report (see `mmtok.eval.video_eval`, which measures):
-what was measured, quality and rate with the rate-distortion picture, per clip, quality per
-frame, frame strips and determinism. Each function adds one `Section` to a `Report` and
-draws its figures into the report's figures folder."""
+"""The video evaluation report: what `mmtok.eval.video_measure.measure` found, as sections
+(what was measured, quality and rate with the rate-distortion picture, per clip, quality per
+frame, frame strips and determinism), tables, figures (`video_figures`) and
+`report.results["video"]`. Each section function adds one `Section` to a `Report` and draws
+its figures into the report's figures folder."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import av
 import torch
 
-from mmtok.eval.baselines.h264 import PRESET, TOLERANCE
+from mmtok.eval.baselines.h264 import ITERATIONS, PRESET, TOLERANCE
 from mmtok.eval.determinism import BATCH
 from mmtok.eval.report import Report
-from mmtok.eval.video_figures import RatePoint, StripClip, save_frame_strip, save_quality_per_frame, save_rate_distortion
+from mmtok.eval.video_figures import RatePoint, StripClip, method_colors, save_frame_strip, save_quality_per_frame, save_rate_distortion
+from mmtok.eval.video_measure import SWEEP_CRFS, Measurements
 from mmtok.video.base import VideoTokenizer
 
-
 TOKENS_AT = (256, 24)   # the setup table's tokens/s: a 256x256 video at 24 fps
+
+
+def write_video_report(report: Report, tokenizers: Mapping[str, VideoTokenizer], m: Measurements) -> None:
+    """The report's sections and figures, and every number in `report.results["video"]`."""
+    files, examples, h264, threads, max_frames, max_pixels = m.files, m.examples, m.h264, m.threads, m.max_frames, m.max_pixels
+    rows, strips, items, crop, lengths = m.rows, m.strips, m.items, m.crop, m.lengths
+    methods, summary, sweep, determinism = m.methods, m.summary, m.sweep, m.determinism
+    colors = method_colors(methods)
+
+    setup_section(report, tokenizers, rows, SWEEP_CRFS if h264 else (), threads, max_frames, max_pixels)
+    quality_section(report, summary, tokenizers, colors, sweep)
+    clips_section(report, rows, methods)
+    if strips:
+        per_frame_section(report, strips[0][0], methods, tokenizers, colors)
+        strips_section(report, strips, methods)
+    determinism_section(report, determinism, items, crop, lengths, len(files))
+
+    report.results["video"] = {
+        "tokenizers": {name: tokenizer_facts(tok) for name, tok in tokenizers.items()},
+        "files": [str(f) for f in files], "max_frames": max_frames, "max_pixels": max_pixels,
+        "h264": h264_settings(threads) if h264 else None,
+        "summary": summary, "sweep": sweep, "per_clip": rows, "determinism": determinism,
+        "examples": [p.name for p in examples],
+    }
+
+
+def tokenizer_facts(tok: VideoTokenizer) -> dict[str, Any]:
+    return {**tok.describe(), "kind": tok.kind, "fingerprint": tok.fingerprint, "codebook_size": tok.codebook_size,
+            "spatial_downsample": tok.spatial_downsample, "temporal_downsample": tok.temporal_downsample,
+            "first_frame_alone": tok.first_frame_alone}
+
+
+def h264_settings(threads: int) -> dict[str, Any]:
+    return {"encoder": "libx264 via PyAV", "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
+            "preset": PRESET, "pix_fmt": "yuv420p (BT.709, limited range)", "threads": threads,
+            "matched": f"CRF bisected per clip ({ITERATIONS} trials at most) to spend at most +{TOLERANCE:.0%} of the "
+                       "tokenizer's bits", "sweep_crfs": list(SWEEP_CRFS),
+            "bits": "sum of packet sizes: every coded frame, no mp4 container, no SPS/PPS header (header_bytes)"}
 
 
 def na(value: float | None) -> float:
@@ -172,4 +213,3 @@ def determinism_section(report: Report, determinism: dict, items: torch.Tensor, 
     section.table(["tokenizer", "frames per crop", "repeat", "alone vs batch", "positions compared"],
                   [[name, lengths[name], d["repeat"], d["alone_vs_batch"], d["positions"]]
                    for name, d in determinism.items() if d is not None])
-

@@ -17,7 +17,7 @@ import torch
 
 from mmtok.errors import MmtokError
 from mmtok.eval.image_eval import evaluate_images
-from mmtok.eval.image_report import image_scores
+from mmtok.eval.image_metrics import image_scores
 from mmtok.files import Progress
 from mmtok.image.base import ImageTokenizer
 from mmtok.image.files import decode_batch, decode_token_files, encode_batch, encode_image, encode_image_files

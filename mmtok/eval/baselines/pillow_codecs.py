@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmtok.eval.image_report import image_scores, quality_summary
+from mmtok.eval.image_metrics import image_scores, quality_summary
 from mmtok.media.image import read_image
 
 
