@@ -10,10 +10,12 @@ script reads that results.json and prints, and writes as comparison.md next to i
   for H.264 the CRF and the bits it spent against the tokenizer's;
 - each tokenizer against H.264 at its bits, clip by clip: the bpp ratio, the median PSNR /
   SSIM / flicker difference and on how many clips the tokenizer is better, and (from the CRF
-  sweep) the bpp at which H.264 reaches the tokenizer's mean PSNR.
+  sweep) the bpp at which H.264 reaches the tokenizer's mean PSNR;
+- with `--image-tokenizer`, each video tokenizer against that image tokenizer coding every
+  frame alone (mmtok eval's per-frame baseline): bits ratio, PSNR and flicker differences.
 
     python benchmarks/video_quality.py --tokenizer tokenizers_trained/mmtok-video-f8t4 \
-        --data ../shared/corpus/video --out runs/bench-video-quality
+        --image-tokenizer tokenizers_trained/mmtok-image-f16 --data ../shared/corpus/video --out runs/bench-video-quality
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ from typing import Any
 from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, ratio, table, write_comparison
 
 DROPPED = {
-    "--image-tokenizer": "mmtok eval measures one modality at a time; an image tokenizer applied frame by frame is not "
-                         "one of its video baselines (a gap of mmtok eval; see benchmarks/README.md)",
     "--x264-preset": "mmtok eval runs libx264 with preset medium (mmtok.eval.baselines.h264.PRESET)",
     "--h264-iters": "mmtok eval bisects the CRF with its own trial count (mmtok.eval.baselines.h264.ITERATIONS)",
     "--figure-clips": "use --examples (mmtok eval's frame strips show that many clips, spread over the list)",
@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None):
     p = eval_parser(__doc__.split("\n\n")[0], "video", Path("../shared/corpus/video"), Path("runs/bench-video-quality"),
                     limit_aliases=("--clips",))
     p.add_argument("--no-h264", action="store_true", help="measure the tokenizers only (no comparison)")
+    p.add_argument("--image-tokenizer", action="append", default=[], metavar="[NAME=]PATH",
+                   help="an image tokenizer coded frame by frame, the baseline a video tokenizer must beat (repeatable)")
     drop_options(p, DROPPED)
     args = p.parse_args(argv)
     check_dropped(p, args, DROPPED)
@@ -80,6 +82,26 @@ def comparison_table(res: dict[str, Any]) -> str:
                   "bits ratio at the same PSNR (tokenizer / H.264)"], rows)
 
 
+def per_frame(res: dict[str, Any], name: str) -> bool:
+    return res["tokenizers"][name]["kind"].endswith("(per frame)")
+
+
+def per_frame_table(res: dict[str, Any]) -> str:
+    """Each video tokenizer vs each image tokenizer coding every frame alone, paired clip by clip."""
+    clips = res["per_clip"]
+    names = [s["method"] for s in res["summary"] if s["kind"] == "tokenizer"]
+    rows = []
+    for v in (n for n in names if not per_frame(res, n)):
+        for i in (n for n in names if per_frame(res, n)):
+            pairs = [(r["methods"][v], r["methods"][i]) for r in clips]
+            bpp = ratio(sum(a["bits"] for a, _ in pairs), sum(b["bits"] for _, b in pairs))
+            d_psnr = paired((a["psnr"], b["psnr"]) for a, b in pairs)
+            d_flicker = paired(((a["flicker"], b["flicker"]) for a, b in pairs), higher_is_better=False)
+            rows.append([v, i, num(bpp, ".3f"), d_psnr.cell("+.2f"), num(d_psnr.mean, "+.2f"), d_flicker.cell("+.4f")])
+    return table(["video tokenizer", "image tokenizer per frame", "bits ratio (video / per frame)",
+                  "PSNR diff median dB (video better on)", "PSNR diff mean dB", "flicker diff median (video better on)"], rows)
+
+
 def notes(res: dict[str, Any]) -> list[str]:
     out = []
     cut = [r for r in res["per_clip"] if r["frames"] < r["source_frames"]]
@@ -107,14 +129,18 @@ def notes(res: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     extra = ["--no-baselines"] if args.no_h264 else ["--baseline", "h264"]
+    for spec in args.image_tokenizer:
+        extra += ["-t", spec]
     res, folder = evaluate(args, "video", args.data or [Path("../shared/corpus/video")], extra)
     rows = res["per_clip"]
-    tokenizers = "; ".join(f"{name} (f={t['spatial_downsample']}, ft={t['temporal_downsample']}, K={t['codebook_size']})"
-                           for name, t in res["tokenizers"].items())
+    tokenizers = "; ".join(f"{name} ({'per frame, ' * per_frame(res, name)}f={t['spatial_downsample']}, "
+                           f"ft={t['temporal_downsample']}, K={t['codebook_size']})" for name, t in res["tokenizers"].items())
     head = f"{tokenizers} on {len(rows)} clips, {sum(r['frames'] for r in rows)} frames, each at its own size and frame rate"
     text = f"{head}\n\nMedians and means over clips:\n\n{summary_table(res)}\n"
     if res.get("h264"):
         text += f"\nTokenizer vs. H.264 at its bits, clip by clip (tokenizer minus H.264):\n\n{comparison_table(res)}\n"
+    if any(per_frame(res, n) for n in res["tokenizers"]):
+        text += f"\nVideo tokenizer vs. an image tokenizer frame by frame, clip by clip (video minus per frame):\n\n{per_frame_table(res)}\n"
     text += "".join(f"\n- {line}" for line in notes(res))
     print()
     print(text)

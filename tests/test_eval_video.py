@@ -19,8 +19,9 @@ from mmtok.eval.baselines.h264 import TOLERANCE, encode_h264, x264_cpu, yuv_fram
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.report import Report, format_cell
 from mmtok.eval.video_clips import read_clip
+from mmtok.eval.video_coding import roundtrip
 from mmtok.eval.video_eval import evaluate_videos
-from mmtok.eval.video_measure import h264_bpp_at, h264_label, roundtrip
+from mmtok.eval.video_measure import h264_bpp_at, h264_label
 from mmtok.eval.video_metrics import frame_psnr, frame_ssim, temporal_flicker
 from mmtok.media.image import from_model, to_model
 from mmtok.quantize import QuantizerConfig
@@ -193,3 +194,24 @@ def test_tokens_first_over_two_tokenizers(evaluated):
     assert "| tokenizer | tokens/s (256x256, 24 fps) | bpp (nominal) |" in markdown
     assert "| H.264 CRF | tokens/s | bpp |" in markdown
     assert f"| clip | frames | size | fps | tiny-video tokens/s | {SECOND} tokens/s | tiny-video bpp |" in markdown
+
+
+def test_image_tokenizer_is_measured_frame_by_frame(video_tok_dir, tok_dir, clips, tmp_path):
+    """`-t VIDEO -t IMAGE`: the image tokenizer codes every frame alone (the baseline a video
+    tokenizer must beat); its bits are frames x its grid x log2(K), and its PSNR is what
+    coding each frame as an image gives."""
+    out = tmp_path / "report"
+    result = run_mmtok("eval", "-t", video_tok_dir, "-t", f"frames={tok_dir}", "--data", clips / "a.mp4", "--out", out,
+                       "--no-baselines", "--examples", "0", timeout=180)
+    assert result.returncode == 0, result.stderr
+    video = json.loads((out / "results.json").read_text())["video"]
+    image_tok, x = mmtok.load(tok_dir), read_clip(clips / "a.mp4")
+    _, frames, height, width = x.shape
+    row = video["per_clip"][0]["methods"]["frames"]
+    assert row["bits"] == frames * math.prod(image_tok.grid_shape(height, width)) * math.log2(image_tok.codebook_sizes[0])
+    assert row["tokens_per_second"] == pytest.approx(row["codes"] * video["per_clip"][0]["fps"] / frames)
+    recon = from_model(image_tok.decode(image_tok.encode(to_model(x.permute(1, 0, 2, 3))), (height, width)))
+    assert row["psnr_per_frame"] == pytest.approx(frame_psnr(to_model(x), to_model(recon.permute(1, 0, 2, 3))).tolist(), abs=1e-4)
+    assert video["tokenizers"]["frames"]["kind"] == f"{image_tok.kind} (per frame)"
+    assert video["determinism"]["frames"]["item_shape"][1] == 2   # crops of 2 frames, each coded alone
+

@@ -32,7 +32,7 @@ def load_named(specs: tuple[str, ...]) -> dict[str, object]:
 
 @click.command(name="eval")
 @click.option("-t", "--tokenizer", "tokenizers", multiple=True, required=True,
-              help="Tokenizer to measure (repeatable, all of one modality): PATH or hf: spec, or NAME=PATH.")
+              help="Tokenizer to measure (repeatable, all of one modality; beside video ones, image tokenizers code each frame): PATH or hf: spec, or NAME=PATH.")
 @click.option("--data", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
               help="Media files or folders to measure on (repeatable).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
@@ -64,10 +64,11 @@ def evaluate(
     for name, tok in toks.items():  # eval measures reconstructions
         tok.require_decoder(name)
     modalities = {tok.modality for tok in toks.values()}
-    if len(modalities) > 1:
-        raise MmtokError(f"-t: tokenizers of different modalities ({', '.join(sorted(modalities))}); evaluate one modality at a time")
-    modality = modalities.pop()
-    media = named(modality)
+    media = next((named(m) for m in sorted(modalities) if modalities - {m} <= named(m).also_evaluates), None)
+    if media is None:
+        raise MmtokError(f"-t: tokenizers of different modalities ({', '.join(sorted(modalities))}); evaluate one modality at a time "
+                         "(video also takes image tokenizers, coded frame by frame)")
+    modality = media.name
     unknown = set(baselines) - set(media.baselines)
     if unknown:
         raise MmtokError(f"--baseline {sorted(unknown)[0]}: not a {modality} baseline; choose from {', '.join(media.baselines)}")

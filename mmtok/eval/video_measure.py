@@ -5,9 +5,8 @@ CRF sweep.
 Per clip (see `mmtok.eval.video_clips` for the frames measured: the first `MAX_FRAMES`, fewer
 for large frames) and method: PSNR and SSIM per frame, temporal flicker per transition
 (`mmtok.eval.video_metrics.clip_scores`), bits per pixel. Tokenizers code a clip as
-`mmtok encode` / `mmtok decode` do, in windows of latent frames with carried state
-(`roundtrip`), so memory holds one window of activations whatever the clip's length; the
-decoded frames are rounded to uint8 and cropped to the original size. H.264 is
+`mmtok encode` / `mmtok decode` do (`mmtok.eval.video_coding`; image tokenizers frame by
+frame, as the baseline a video tokenizer must beat). H.264 is
 `mmtok.eval.baselines.h264`. Then the numbers over clips (`summarize`, `sweep_means`) and
 the determinism of each tokenizer on crops cut from the clips.
 """
@@ -17,7 +16,6 @@ from __future__ import annotations
 import math
 import random
 import statistics
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,44 +28,14 @@ from mmtok.eval.determinism import BATCH, code_agreement
 from mmtok.eval.options import EvalOptions
 from mmtok.eval.selection import spread
 from mmtok.eval.video_clips import MAX_FRAMES, MAX_PIXELS, cut_crops, frames_to_read, open_clip, read_clip
+from mmtok.eval.video_coding import code_clip
 from mmtok.eval.video_metrics import clip_scores
-from mmtok.media.image import from_model, to_model
+from mmtok.media.image import to_model
 from mmtok.video.base import VideoTokenizer
-from mmtok.video.files import BLOCK_FRAMES, WINDOW
 
 SWEEP_CRFS = (14, 20, 26, 32, 38, 44, 51)   # H.264 curve: near-transparent down to x264's coarsest
 STRIP_FRAMES = 5                            # frames per example clip in the strips
 CROP = 64                                   # determinism crops: CROP x CROP pixels, 1 + ft frames
-
-
-# -- coding ---------------------------------------------------------------------------------------
-@dataclass
-class Roundtrip:
-    """`codes [t,h,w]` int64, `recon` uint8 `[3,T,H,W]`, seconds spent encoding / decoding."""
-
-    codes: torch.Tensor
-    recon: torch.Tensor
-    encode_s: float
-    decode_s: float
-
-
-@torch.no_grad()
-def roundtrip(tok: VideoTokenizer, x: torch.Tensor, window: int = WINDOW) -> Roundtrip:
-    """uint8 `[3,T,H,W]` through the tokenizer the way the file path codes it: frames pushed
-    `BLOCK_FRAMES` at a time into a stream encoder, codes decoded `window` latent frames at a
-    time with carried state, each window rounded to uint8 and cropped to the original size."""
-    _, frames, height, width = x.shape
-    start = time.perf_counter()
-    encoder = tok.stream_encoder(window)
-    parts = [encoder.push(to_model(x[None, :, i : i + BLOCK_FRAMES])) for i in range(0, frames, BLOCK_FRAMES)]
-    codes = torch.cat([*parts, encoder.flush()], dim=1)[0].cpu()
-    middle = time.perf_counter()
-    decoder, recon, done = tok.stream_decoder(window), torch.empty_like(x), 0
-    for i in range(0, codes.shape[0], window):
-        block = decoder.push(codes[None, i : i + window])[0, :, : frames - done, :height, :width]
-        recon[:, done : done + block.shape[1]] = from_model(block.cpu())
-        done += block.shape[1]
-    return Roundtrip(codes, recon, middle - start, time.perf_counter() - middle)
 
 
 def h264_label(name: str) -> str:
@@ -88,7 +56,7 @@ def measure_clip(
     kept: dict[str, torch.Tensor] = {}
     yuv = yuv_frames(x) if h264 else []
     for name, tok in tokenizers.items():
-        rt = roundtrip(tok, x)
+        rt = code_clip(tok, x)
         bits = rt.codes.numel() * math.log2(tok.codebook_size)
         methods[name] = {"tokens_per_second": rt.codes.numel() * fps / frames, "bpp": bits / pixels, "kind": "tokenizer",
                          "grid": list(rt.codes.shape), "codes": rt.codes.numel(), "bits": bits, "encode_s": rt.encode_s, "decode_s": rt.decode_s, **clip_scores(x, rt.recon)}

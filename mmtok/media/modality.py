@@ -52,6 +52,7 @@ class Modality(ABC):
     progress_unit: str                     # what `progress` counts: "file", "s" of audio, "frame"
     progress_unit_scale = False            # True: show k / M prefixes (hours of audio in seconds)
     baselines: tuple[str, ...] = ()        # classic codecs `mmtok eval` compares with
+    also_evaluates: frozenset[str] = frozenset()  # tokenizers of these media types `evaluate` takes too (as baselines)
     batched = False                        # held files are coded in batches of one size (images), not one by one
 
     @property

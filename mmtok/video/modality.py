@@ -38,6 +38,7 @@ class VideoModality(Modality):
     encode_options = frozenset({"fps", "short_side"})
     progress_unit = "frame"
     baselines = ("h264",)
+    also_evaluates = frozenset({"image"})   # image tokenizers frame by frame (`mmtok.eval.video_coding.PerFrame`)
     window, block_frames = WINDOW, BLOCK_FRAMES
     max_held_bytes = 512 * 2**20   # larger videos are streamed, not held whole as uint8 frames
 
