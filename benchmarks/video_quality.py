@@ -26,6 +26,8 @@ from typing import Any
 
 from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, ratio, table, write_comparison
 
+from mmtok.eval.video_report import h264_note
+
 DROPPED = {
     "--x264-preset": "mmtok eval runs libx264 with preset medium (mmtok.eval.baselines.h264.PRESET)",
     "--h264-iters": "mmtok eval bisects the CRF with its own trial count (mmtok.eval.baselines.h264.ITERATIONS)",
@@ -47,17 +49,9 @@ def parse_args(argv: list[str] | None = None):
 
 
 def summary_table(res: dict[str, Any]) -> str:
-    rows = []
-    for s in res["summary"]:
-        note = ""
-        if s["kind"] == "h264":
-            note = (f"CRF {s['crf_median']:.1f} (median); bits vs. {s['matches']} {s['bits_over_target_min']:+.1%} .. "
-                    f"{s['bits_over_target_max']:+.1%}")
-            if s["reached"] < s["clips"]:
-                note += f"; CRF 51 still above the target on {s['clips'] - s['reached']} clip(s)"
-        rows.append([s["method"], s["clips"], num(s["bpp_median"], ".4f"), num(s["bpp_mean"], ".4f"), num(s["psnr_median"], ".2f"),
-                     num(s["psnr_mean"], ".2f"), num(s["ssim_median"], ".4f"), num(s["ssim_mean"], ".4f"),
-                     num(s["flicker_median"], ".4f"), num(s["flicker_mean"], ".4f"), note])
+    rows = [[s["method"], s["clips"], num(s["bpp_median"], ".4f"), num(s["bpp_mean"], ".4f"), num(s["psnr_median"], ".2f"),
+             num(s["psnr_mean"], ".2f"), num(s["ssim_median"], ".4f"), num(s["ssim_mean"], ".4f"),
+             num(s["flicker_median"], ".4f"), num(s["flicker_mean"], ".4f"), h264_note(s)] for s in res["summary"]]
     return table(["method", "clips", "bpp median", "bpp mean", "PSNR median (dB)", "PSNR mean (dB)", "SSIM median", "SSIM mean",
                   "flicker median", "flicker mean", "H.264"], rows)
 

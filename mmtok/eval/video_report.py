@@ -62,6 +62,16 @@ def h264_settings(threads: int) -> dict[str, Any]:
             "bits": "sum of packet sizes: every coded frame, no mp4 container, no SPS/PPS header (header_bytes)"}
 
 
+def h264_note(s: dict[str, Any]) -> str:
+    """For an H.264 row of the summary: its CRF and the bits it spent against the target; "" otherwise."""
+    if s["kind"] != "h264":
+        return ""
+    note = f"CRF {s['crf_median']:.1f} (median); bits vs target {s['bits_over_target_min']:+.1%} .. {s['bits_over_target_max']:+.1%}"
+    if s["reached"] < s["clips"]:
+        note += f"; CRF 51 still above the target on {s['clips'] - s['reached']} clip(s)"
+    return note
+
+
 def na(value: float | None) -> float:
     """None (a classic codec's tokens) shows as n/a."""
     return math.nan if value is None else value
@@ -122,16 +132,8 @@ def quality_section(report: Report, summary: list[dict], tokenizers: Mapping, co
                  "then over clips (higher is better); flicker = mean |(r[t+1]-r[t]) - (x[t+1]-x[t])| on [0,1], changes "
                  "between frames that the original does not have (lower is better). H.264 rows spend the bits of the "
                  "tokenizer they name, clip by clip.")
-    rows = []
-    for s in summary:
-        note = ""
-        if s["kind"] == "h264":
-            note = (f"CRF {s['crf_median']:.1f} (median); bits vs target {s['bits_over_target_min']:+.1%} .. "
-                    f"{s['bits_over_target_max']:+.1%}")
-            if s["reached"] < s["clips"]:
-                note += f"; CRF 51 still above the target on {s['clips'] - s['reached']} clip(s)"
-        rows.append([s["method"], na(s["tokens_per_second_mean"]), s["bpp_mean"], s["clips"], s["psnr_mean"], s["psnr_median"],
-                     s["ssim_mean"], s["ssim_median"], s["flicker_mean"], note])
+    rows = [[s["method"], na(s["tokens_per_second_mean"]), s["bpp_mean"], s["clips"], s["psnr_mean"], s["psnr_median"],
+             s["ssim_mean"], s["ssim_median"], s["flicker_mean"], h264_note(s)] for s in summary]
     section.table(["method", "tokens/s", "bpp", "clips", "PSNR mean", "PSNR median", "SSIM mean", "SSIM median", "flicker mean", "H.264"],
                   rows, caption="means and medians over clips; tokens/s: LLM tokens per second of each clip at its own size "
                                 "and frame rate (n/a for H.264, which makes no tokens)")

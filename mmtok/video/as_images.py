@@ -30,30 +30,13 @@ class FramesAsImages:
             raise MmtokError(f"{video.kind} does not code images; use an image tokenizer")
         self.video = video
 
-    # -- identity: the video tokenizer's ----------------------------------------------------
-    @property
-    def kind(self) -> str:
-        return self.video.kind
-
-    @property
-    def fingerprint(self) -> str:
-        return self.video.fingerprint
-
-    @property
-    def name_or_path(self) -> str:
-        return self.video.name_or_path
-
-    @property
-    def can_decode(self) -> bool:
-        return self.video.can_decode
-
-    @property
-    def device(self) -> torch.device:
-        return self.video.device
-
-    @property
-    def codebook_sizes(self) -> list[int]:
-        return self.video.codebook_sizes
+    # -- identity and facts: the video tokenizer's ---------------------------------------------
+    kind = property(lambda self: self.video.kind)
+    fingerprint = property(lambda self: self.video.fingerprint)
+    name_or_path = property(lambda self: self.video.name_or_path)
+    can_decode = property(lambda self: self.video.can_decode)
+    device = property(lambda self: self.video.device)
+    codebook_sizes = property(lambda self: self.video.codebook_sizes)
 
     def require_decoder(self, source: str = "") -> None:
         self.video.require_decoder(source)
