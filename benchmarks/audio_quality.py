@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, table, write_comparison
+from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, show, table
 
 OPUS = "opus"
 ALL = "all files"
@@ -150,12 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         text += ("\nTokenizer vs. Opus at the same asked bitrate, clip by clip (tokenizer minus Opus; mel distance: lower "
                  f"is better):\n\n{comparison_table(res, metrics)}\n")
     text += "".join(f"\n- {line}" for line in notes(res))
-    print()
-    print(text)
-    if not args.from_report:
-        path = write_comparison(folder, f"Audio quality: {', '.join(res['tokenizers'])} vs. Opus", text)
-        print(f"\nwrote {path}; the full report: {folder / 'report.html'}")
-    return 0
+    return show(args, folder, f"Audio quality: {', '.join(res['tokenizers'])} vs. Opus", text)
 
 
 if __name__ == "__main__":

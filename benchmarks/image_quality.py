@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, ratio, table, write_comparison
+from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, ratio, show, table
 
 BASELINES = ("jpeg", "webp", "kmeans")
 KMEANS = "patch k-means"
@@ -110,12 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "Tokenizer vs. each baseline at its rate, file by file (tokenizer minus baseline; JPEG / WebP spend at most "
             "the tokenizer's bits on each file unless `over target`):\n\n"
             f"{comparison_table(columns)}\n" + "".join(f"\n- {line}" for line in notes))
-    print()
-    print(text)
-    if not args.from_report:
-        path = write_comparison(folder, f"Image quality: {', '.join(res['tokenizers'])}", text)
-        print(f"\nwrote {path}; the full report: {folder / 'report.html'}")
-    return 0
+    return show(args, folder, f"Image quality: {', '.join(res['tokenizers'])}", text)
 
 
 if __name__ == "__main__":

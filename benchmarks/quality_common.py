@@ -156,6 +156,17 @@ def write_comparison(folder: Path, title: str, text: str) -> Path:
     return path
 
 
+def show(args: argparse.Namespace, folder: Path, title: str, text: str) -> int:
+    """Print the comparison `text` and (unless it was read from an existing report) write it
+    as comparison.md next to the report; the script's exit status."""
+    print()
+    print(text)
+    if not args.from_report:
+        path = write_comparison(folder, title, text)
+        print(f"\nwrote {path}; the full report: {folder / 'report.html'}")
+    return 0
+
+
 # -- numbers --------------------------------------------------------------------------------------
 def finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, ratio, table, write_comparison
+from quality_common import check_dropped, drop_options, eval_parser, evaluate, num, paired, ratio, show, table
 
 from mmtok.eval.video_report import h264_note
 
@@ -136,12 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(per_frame(res, n) for n in res["tokenizers"]):
         text += f"\nVideo tokenizer vs. an image tokenizer frame by frame, clip by clip (video minus per frame):\n\n{per_frame_table(res)}\n"
     text += "".join(f"\n- {line}" for line in notes(res))
-    print()
-    print(text)
-    if not args.from_report:
-        path = write_comparison(folder, f"Video quality: {', '.join(res['tokenizers'])} vs. H.264", text)
-        print(f"\nwrote {path}; the full report: {folder / 'report.html'}")
-    return 0
+    return show(args, folder, f"Video quality: {', '.join(res['tokenizers'])} vs. H.264", text)
 
 
 if __name__ == "__main__":
