@@ -3,13 +3,14 @@
     tok = mmtok.load("hf:facebook/encodec_24khz")   # or hf:/local/folder, or a folder saved by transformers
 
 `mmtok.load` reads the folder's (or hub model's) config.json once and, for a transformers
-config, picks the adapter whose `model_types` holds its `model_type` (`registry.py`): no
+config, picks the adapter whose `model_types` holds its `model_type` (`base.load_among` over
+`registry.families()`): no
 order between families, no network call beyond fetching that config.json.
 
     spec.py            specs (hf:ORG/NAME, hf:/folder, folder), reading their config.json, the hub probe
-    base.py            the shared adapter: wrapping, strict loading, save_pretrained, model card
+    base.py            the shared adapter: wrapping, strict loading, save_pretrained, model card; picking it by model_type
     exact_search.py    mmtok's exact nearest-code search put into transformers' codebook modules
-    registry.py        model_type -> adapter, and the loader
+    registry.py        every family (imported on first use), and the loader over all of them
     submodel.py        reading a tokenizer out of a bigger checkpoint (Emu3's VQ beside its LLM)
     audio_codec.py     the shared audio codec base; receptive_field.py its chunking context
     kaldi_fbank.py     the w2v-BERT filter-bank features of X-Codec 2 and NeuCodec (without torchaudio)

@@ -46,8 +46,8 @@ from torch import nn
 
 from mmtok.audio.base import AudioTokenizer
 from mmtok.errors import MmtokError
-from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig
-from mmtok.pretrained.registry import by_model_type, families, load
+from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig, by_model_type
+from mmtok.pretrained.registry import families, load
 from mmtok.pretrained.spec import HF_PREFIX, peek_model_type
 
 

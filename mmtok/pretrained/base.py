@@ -12,6 +12,7 @@ seconds.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from mmtok.checkpoint import rounded_state
+from mmtok.config_json import CONFIG_NAME
 from mmtok.errors import MmtokError, first_line
 from mmtok.files import replace_directory
 from mmtok.pretrained.exact_search import Replacements, use_exact_search
@@ -131,15 +133,7 @@ class PretrainedAdapter(Tokenizer):
         """Load `spec` (a folder saved by transformers or by this adapter's `save_pretrained`,
         "hf:/folder" or "hf:ORG/NAME") with this adapter. `mmtok.load` picks the adapter from
         the config's model_type instead."""
-        source = resolve_spec(spec)
-        meta, named = read_transformers_config(source, "load it with mmtok.load")
-        model_type = meta.get("model_type")
-        if isinstance(model_type, str) and model_type in cls.refused:
-            raise MmtokError(f"{source.spec}: {cls.refused[model_type]}")
-        if model_type not in cls.model_types:
-            raise MmtokError(f"{named}: model_type {model_type!r} is not one {cls.__name__} loads ({list(cls.model_types)}); "
-                             "load it with mmtok.load")
-        return cls.load_from(source, meta)
+        return load_among(spec, (cls,), "load it with mmtok.load", f"one {cls.__name__} loads")
 
     @classmethod
     def load_from(cls, source: Source, meta: dict[str, Any]) -> PretrainedAdapter:
@@ -224,3 +218,38 @@ class PretrainedAdapter(Tokenizer):
 
     def _card_origin(self) -> str:
         return ""
+
+
+def by_model_type(classes: Iterable[type[PretrainedAdapter]]) -> dict[str, type[PretrainedAdapter]]:
+    """`model_type` -> adapter, for every model_type the `classes` load or refuse."""
+    table: dict[str, type[PretrainedAdapter]] = {}
+    for cls in classes:
+        for model_type in (*cls.model_types, *cls.refused):
+            if table.get(model_type, cls) is not cls:  # two families cannot both claim one model_type
+                raise RuntimeError(f"model_type {model_type!r} is claimed by {table[model_type].__name__} and {cls.__name__}")
+            table[model_type] = cls
+    return table
+
+
+def load_among(
+    spec: str | Path, classes: Iterable[type[PretrainedAdapter]], what: str, unknown: str, meta: dict[str, Any] | None = None,
+) -> PretrainedAdapter:
+    """Load the transformers model `spec` names ("hf:ORG/NAME", "hf:/folder" or a folder) with
+    the adapter among `classes` that its config.json's `model_type` picks. `meta`: that
+    config.json when the caller has read it already (a local folder). Errors are one
+    MmtokError line; `what` says what to pass instead and `unknown` names what the model_type
+    should have been ("a supported audio codec")."""
+    source = resolve_spec(spec)
+    if meta is None:
+        meta, named = read_transformers_config(source, what)
+    else:
+        named = str(Path(source.where) / CONFIG_NAME)
+    table = by_model_type(classes)
+    model_type = meta["model_type"]
+    cls = table.get(model_type) if isinstance(model_type, str) else None
+    if cls is None:
+        loadable = sorted(t for t, c in table.items() if t not in c.refused)
+        raise MmtokError(f"{named}: model_type {model_type!r} is not {unknown} (known: {loadable}); {what}")
+    if model_type in cls.refused:
+        raise MmtokError(f"{source.spec}: {cls.refused[model_type]}")
+    return cls.load_from(source, meta)

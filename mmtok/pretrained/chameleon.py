@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mmtok.configs import register_kind
 from mmtok.errors import MmtokError
 from mmtok.pretrained.image_vq import PretrainedImageVQ, euclidean_vq_forward
-from mmtok.configs import register_kind
 
 FULL_MODEL_TYPE = "chameleon"  # ChameleonConfig: LLM + `vqmodel`
 VQ_PREFIXES = ("model.vqmodel.", "vqmodel.")

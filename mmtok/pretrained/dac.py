@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mmtok.configs import register_kind
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
 from mmtok.pretrained.receptive_field import decoder_context, encoder_context, torch_conv_geometry
 from mmtok.quantize.nearest import cached_index
-from mmtok.configs import register_kind
 
 
 def _exact_decode_latents(self: nn.Module, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,12 +60,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmtok.configs import register_kind
 from mmtok.errors import MmtokError, first_line
-from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig
-from mmtok.pretrained.registry import by_model_type, load
+from mmtok.pretrained.base import PretrainedAdapter, PretrainedConfig, by_model_type
+from mmtok.pretrained.registry import load
 from mmtok.pretrained.spec import Source, peek_model_type
 from mmtok.quantize.nearest import cached_index
-from mmtok.configs import register_kind
 from mmtok.video.base import VideoTokenizer
 
 VQ_MODEL_TYPE = "emu3_vqgan"  # transformers' Emu3VQVAEConfig

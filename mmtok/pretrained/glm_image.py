@@ -44,10 +44,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmtok.configs import register_kind
 from mmtok.errors import MmtokError
 from mmtok.pretrained.image_processor import ProcessedImageTokenizer
 from mmtok.pretrained.image_vq import normalised_vq_forward
-from mmtok.configs import register_kind
 
 MODEL_PREFIXES = ("model.", "")  # GlmImageForConditionalGeneration's layout, GlmImageModel's
 PARTS = ("visual.", "vqmodel.")  # the tokenizer: the ViT and the VQ (not `language_model.`)

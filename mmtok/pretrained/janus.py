@@ -35,9 +35,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mmtok.configs import register_kind
 from mmtok.errors import MmtokError
 from mmtok.pretrained.image_vq import PretrainedImageVQ, normalised_vq_forward
-from mmtok.configs import register_kind
 
 FULL_MODEL_TYPE = "janus"  # JanusConfig: SigLIP + LLM + `vqmodel`
 # VQ tensor prefixes in a full Janus checkpoint: the hub layout and what transformers 5 writes.

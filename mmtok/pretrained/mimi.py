@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmtok.configs import register_kind
 from mmtok.errors import MmtokError
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
 from mmtok.pretrained.exact_search import euclidean_quantize
 from mmtok.pretrained.receptive_field import Geometry, decoder_context, encoder_context
-from mmtok.configs import register_kind
 
 
 @register_kind

@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
+from mmtok.configs import register_kind
 from mmtok.errors import MmtokError
 from mmtok.pretrained.kaldi_fbank import FBANK_RATE, SEMANTIC_HOP, semantic_features
 from mmtok.pretrained.xcodec2 import HFXcodec2
-from mmtok.configs import register_kind
 
 
 @register_kind

@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 
+from mmtok.configs import register_kind
 from mmtok.errors import MmtokError
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
 from mmtok.pretrained.encodec import encodec_geometry
 from mmtok.pretrained.exact_search import euclidean_quantize
 from mmtok.pretrained.receptive_field import encoder_context
-from mmtok.configs import register_kind
 
 
 @register_kind

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
+from mmtok.configs import register_kind
 from mmtok.pretrained.audio_codec import PretrainedAudioCodec
 from mmtok.pretrained.exact_search import euclidean_quantize
 from mmtok.pretrained.receptive_field import decoder_context, encoder_context, torch_conv_geometry
-from mmtok.configs import register_kind
 
 HIGGS_MODEL_TYPE = "higgs_audio_v2_tokenizer"
 
