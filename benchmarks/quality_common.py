@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmtok.cli.evaluate import split_named
+
 RESULTS = "results.json"
 COMPARISON = "comparison.md"   # the printed tables, written next to mmtok eval's report
 
@@ -62,9 +64,7 @@ def check_dropped(p: argparse.ArgumentParser, args: argparse.Namespace, dropped:
 
 def tokenizer_path(spec: str) -> Path | None:
     """The folder of `-t PATH` / `-t NAME=PATH` (None for an hf: spec), as `mmtok eval` reads it."""
-    name, sep, path = spec.partition("=")
-    if not sep or Path(spec).exists():
-        path = spec
+    path = split_named(spec)[1]
     return None if path.startswith("hf:") else Path(path)
 
 

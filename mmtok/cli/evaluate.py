@@ -9,19 +9,22 @@ from pathlib import Path
 
 import click
 
+import mmtok
 from mmtok.cli.options import POSITIVE_FLOAT
 from mmtok.errors import MmtokError
 
 
+def split_named(spec: str) -> tuple[str, str]:
+    """`-t NAME=PATH` -> (NAME, PATH); `-t PATH` (an existing path may hold "=") -> ("", PATH)."""
+    name, sep, path = spec.partition("=")
+    return (name, path) if sep and not Path(spec).exists() else ("", spec)
+
+
 def load_named(specs: tuple[str, ...]) -> dict[str, object]:
     """`-t PATH` (named after its folder) or `-t NAME=PATH` -> {name: tokenizer}."""
-    import mmtok
-
     tokenizers: dict[str, object] = {}
     for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or Path(spec).exists():
-            name, path = "", spec
+        name, path = split_named(spec)
         tok = mmtok.load(path)
         name = name or Path(path.rstrip("/")).name or tok.kind
         if name in tokenizers:

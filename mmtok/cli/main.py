@@ -26,7 +26,8 @@ from mmtok.cli.generate import generate
 from mmtok.cli.info import info
 from mmtok.cli.pretokenize import pretokenize
 from mmtok.cli.train import train
-from mmtok.errors import MmtokError
+from mmtok.errors import MmtokError, first_line
+from mmtok.files import forget_created_dirs, remove_created_dirs
 
 DEBUG_ENV = "MMTOK_DEBUG"
 
@@ -85,8 +86,6 @@ main.add_command(detokenize)
 
 def run(args: list[str] | None = None) -> int:
     """Run `mmtok ARGS` and return its exit status (what `cli()` exits with); usable in-process."""
-    from mmtok.files import forget_created_dirs, remove_created_dirs
-
     args = sys.argv[1:] if args is None else [str(a) for a in args]
     status = 0
     try:
@@ -122,8 +121,6 @@ def run(args: list[str] | None = None) -> int:
 
 def unexpected_line(args: list[str], err: BaseException) -> str:
     """One line for an exception no check anticipated: what ran, what broke, how to see more."""
-    from mmtok.errors import first_line
-
     command = " ".join(a for a in args[:2] if not a.startswith("-")) or "mmtok"
     see = "the traceback is above" if debugging() else f"rerun with --debug (or {DEBUG_ENV}=1) to see the traceback"
     return (f"unexpected {type(err).__name__} while running `mmtok {command}`: {first_line(err)}; "
