@@ -96,8 +96,13 @@ def _existing(target: str, modules: dict[str, Path]) -> str:
     return target
 
 
+def within(module: str, unit: str) -> bool:
+    """`module` is `unit` or inside it (a top-level package name, "mmtok", holds only its root)."""
+    return module == unit or ("." in unit and module.startswith(unit + "."))
+
+
 def unit_of(module: str, layers: dict[str, int]) -> str:
-    candidates = [u for u in layers if module == u or ("." in u and module.startswith(u + "."))]
+    candidates = [u for u in layers if within(module, u)]
     if not candidates:
         raise KeyError(module)
     return max(candidates, key=len)
@@ -156,7 +161,7 @@ def violations(imports: list[Import], layers: dict[str, int], local_allowed: tup
         source_unit, target_unit = unit_of(imp.source, layers), unit_of(imp.target, layers)
         if layers[target_unit] > layers[source_unit]:
             problems.append(f"upward: {imp} ({LAYER_NAMES[layers[source_unit]]} imports {LAYER_NAMES[layers[target_unit]]})")
-        if imp.local and not any(imp.source == a or imp.source.startswith(a + ".") for a in local_allowed):
+        if imp.local and not any(within(imp.source, a) for a in local_allowed):
             problems.append(f"function-local import outside {local_allowed}: {imp}")
         module_edges.setdefault(imp.source, set()).add(imp.target)
         if source_unit != target_unit:
@@ -169,7 +174,7 @@ def violations(imports: list[Import], layers: dict[str, int], local_allowed: tup
 # -- the package --------------------------------------------------------------------------------
 
 def test_every_module_has_a_layer():
-    unplaced = [m for m in modules_of(PACKAGE, "mmtok") if not any(m == u or ("." in u and m.startswith(u + ".")) for u in LAYER_OF)]
+    unplaced = [m for m in modules_of(PACKAGE, "mmtok") if not any(within(m, u) for u in LAYER_OF)]
     assert unplaced == [], f"add these to LAYER_OF (and ARCHITECTURE.md): {unplaced}"
 
 
